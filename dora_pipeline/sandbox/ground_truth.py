@@ -1,0 +1,120 @@
+"""The DORA metrics of a simulated history, computed in plain Python from the simulation's truth.
+
+This is the independent second implementation of `shared/dora-definitions.md` that the tests
+hold the dbt marts against: it reads the `World` objects (never API payloads, never SQL) and
+shares no code with the models.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from dora_pipeline.sandbox.world import PARTIAL, SUCCEEDED, Deployment, World
+
+DURATION_METRICS = ("lead_time", "merge_to_deploy", "open_to_deploy", "recovery_time", "time_to_restore")
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Linear interpolation between closest ranks, as SQL's PERCENTILE_CONT."""
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def summarize(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"n": 0, "median": None, "p75": None, "p90": None, "mean": None}
+    return {
+        "n": len(values),
+        "median": percentile(values, 0.5),
+        "p75": percentile(values, 0.75),
+        "p90": percentile(values, 0.9),
+        "mean": sum(values) / len(values),
+    }
+
+
+def is_counted(d: Deployment) -> bool:
+    return d.is_production and d.status in (SUCCEEDED, PARTIAL) and not d.is_test and not d.is_empty
+
+
+@dataclass
+class _Bucket:
+    deployments: int = 0
+    rework: int = 0
+    failed: int = 0
+    open_failures: int = 0
+
+    def __post_init__(self) -> None:
+        self.durations: dict[str, list[float]] = {m: [] for m in DURATION_METRICS}
+
+
+def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[tuple[str, str, date], dict]:
+    """Metrics per (service, environment, UTC day), keyed like the `dora_metrics_daily` mart."""
+    buckets: dict[tuple[str, str, date], _Bucket] = defaultdict(_Bucket)
+    counted = sorted((d for d in world.deployments if is_counted(d)), key=lambda d: d.deployed_at)
+    by_id = {d.deployment_id: d for d in world.deployments}
+
+    def key(service: str, environment: str, when: datetime) -> tuple[str, str, date]:
+        return service, environment, when.date()
+
+    failures = [
+        f for f in world.failures if severity_threshold is None or f.severity <= severity_threshold
+    ]
+    failed_deployments = {f.caused_by for f in failures}
+
+    first_of_env: set[str] = set()
+    seen_envs: set[tuple[str, str]] = set()
+    shipped_by: dict[str, Deployment] = {}
+    for d in counted:
+        if (d.service, d.environment) not in seen_envs:
+            seen_envs.add((d.service, d.environment))
+            first_of_env.add(d.deployment_id)
+        for change_id in d.change_ids:
+            shipped_by.setdefault(change_id, d)
+        b = buckets[key(d.service, d.environment, d.deployed_at)]
+        b.deployments += 1
+        b.rework += d.is_fix or d.is_rollback
+        b.failed += d.deployment_id in failed_deployments
+
+    for change_id, d in shipped_by.items():
+        if d.deployment_id in first_of_env:
+            continue  # first_deployment_backlog
+        change = world.changes[change_id]
+        b = buckets[key(d.service, d.environment, d.deployed_at)]
+        starts = {
+            "lead_time": change.first_commit_at,
+            "merge_to_deploy": change.merged_at,
+            "open_to_deploy": change.opened_at,
+        }
+        for metric, started in starts.items():
+            if started is not None and d.deployed_at >= started:
+                b.durations[metric].append((d.deployed_at - started).total_seconds())
+
+    for f in failures:
+        cause = by_id[f.caused_by]
+        if f.resolved_at is None:
+            buckets[key(f.service, cause.environment, f.detected_at)].open_failures += 1
+            continue
+        b = buckets[key(f.service, cause.environment, f.resolved_at)]
+        b.durations["recovery_time"].append((f.resolved_at - cause.deployed_at).total_seconds())
+        b.durations["time_to_restore"].append((f.resolved_at - f.detected_at).total_seconds())
+
+    rows = {}
+    for k, b in buckets.items():
+        row: dict[str, float | int | None] = {
+            "deployment_count": b.deployments,
+            "rework_deployment_count": b.rework,
+            "failed_deployment_count": b.failed,
+            "change_failure_rate": b.failed / b.deployments if b.deployments else None,
+            "rework_rate": b.rework / b.deployments if b.deployments else None,
+            "open_failures": b.open_failures,
+        }
+        for metric, values in b.durations.items():
+            for stat, value in summarize(values).items():
+                row[f"{metric}_{stat}" if stat == "n" else f"{metric}_{stat}_seconds"] = value
+        rows[k] = row
+    return rows

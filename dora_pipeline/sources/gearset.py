@@ -1,0 +1,386 @@
+"""dlt source for the Gearset Reporting API v3 (`shared/api-contracts.md`, section 1).
+
+Resources and tables (dataset `raw_gearset`):
+- `pipelines`, `environments`: merged on `id` every run (small).
+- `deployments`, `deployment_pull_requests`, `reported_bugs`: three transformers over one
+  hidden resource, `deployment_reports`, that runs the asynchronous deployments report per pipeline
+  and time window. One report feeds all three tables, so each record is fetched once; each table is
+  its own Dagster asset with its own lineage.
+
+Incremental: `deployment_reports` keeps a `dlt.sources.incremental` cursor on the deployment
+`Date`, with a `lag` of `lookback_days` (default 30): every run asks again for the last 30 days
+before the newest deployment seen, so bugs reported or resolved after a deployment are picked up,
+and rows merge on their primary keys so nothing is duplicated. A bug change on a deployment older
+than the look-back is not seen: widen `lookback_days` if bugs stay open longer than that.
+
+Field names the contract marks as inferred (deployment `Id`, bug `Id`/`IdentifiedAt`, PR
+`Number`/`FeatureName`/`AuthorUsername`/`Url`, `TargetOrg`) are read through `FIELDS` so a
+correction is one edit; a deployment without an id is keyed on (`PipelineEnvironmentId`, `Date`),
+the contract's fallback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import dlt
+from dlt.sources import DltResource
+
+from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError
+
+SOURCE = "gearset"
+DEFAULT_BASE_URL = "https://api.gearset.com"
+
+FIELDS = {
+    "deployment_id": ("Id", "DeploymentId"),
+    "environment_id": ("Id", "EnvironmentId"),
+    "org_location": ("OrgLocationType", "TargetOrgLocationType"),
+    "bug_identified_at": ("IdentifiedAt", "ReportedAt", "CreatedAt"),
+}
+
+
+def _first(record: dict, names: tuple[str, ...]) -> Any:
+    return next((record[n] for n in names if record.get(n) is not None), None)
+
+
+def format_timestamp(value: datetime) -> str:
+    value = value.astimezone(UTC)
+    return f"{value:%Y-%m-%dT%H:%M:%S}.{value.microsecond // 1000:03d}Z"
+
+
+def parse_timestamp(value: Any, record: str, field: str, required: bool = False) -> datetime | None:
+    if value is None or value == "":
+        if required:
+            raise SourceRecordError(SOURCE, record, field, "is missing")
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise SourceRecordError(SOURCE, record, field, f"is not an ISO 8601 timestamp: {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def parse_int(value: Any, record: str, field: str) -> int | None:
+    """Counts and severities; Gearset may send a number as a string."""
+    if value is None or value == "":
+        return None
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise SourceRecordError(SOURCE, record, field, f"is not a whole number: {value!r}") from None
+
+
+class GearsetReportingClient:
+    """The three-step asynchronous report of the Reporting API v3."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_token: str,
+        poll_interval_seconds: float = 5.0,
+        operation_timeout_seconds: float = 900.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        headers = {"Authorization": f"token {api_token}", "Api-Version": "3", "Accept": "application/json"}
+        self.api = ApiClient(SOURCE, base_url, headers)
+        self.poll_interval_seconds = poll_interval_seconds
+        self.operation_timeout_seconds = operation_timeout_seconds
+        self._sleep = sleep
+
+    def pipelines(self) -> list[dict]:
+        return self.api.request("GET", "/public/reporting/pipelines")
+
+    def environments(self, pipeline_id: str) -> list[dict]:
+        return self.api.request("GET", "/public/reporting/environments", {"PipelineId": pipeline_id})
+
+    def deployments(self, pipeline_id: str, start: datetime, end: datetime) -> list[dict]:
+        """Start the report, poll its status no faster than the interval, fetch its result."""
+        params = {"StartDate": format_timestamp(start), "EndDate": format_timestamp(end), "PipelineId": pipeline_id}
+        what = f"deployments report for pipeline {pipeline_id} from {params['StartDate']} to {params['EndDate']}"
+        started = self.api.request("POST", "/public/reporting/deployments", params)
+        status_id = started.get("OperationStatusId") if isinstance(started, dict) else None
+        if not status_id:
+            raise SourceError(SOURCE, f"{what}: the start response carried no OperationStatusId")
+        deadline = time.monotonic() + self.operation_timeout_seconds
+        while True:
+            self._sleep(self.poll_interval_seconds)
+            status = self.api.request("GET", f"/public/operation/{status_id}/status")
+            state = status.get("Status")
+            if state == "Succeeded":
+                break
+            if state == "Failed":
+                raise SourceError(SOURCE, f"{what} failed on Gearset's side: {status.get('Error') or 'no reason given'}")
+            if state != "Running":
+                raise SourceError(SOURCE, f"{what}: unexpected operation status {state!r}")
+            if time.monotonic() > deadline:
+                raise SourceError(
+                    SOURCE, f"{what} still running after {self.operation_timeout_seconds:.0f} s",
+                    hint="raise sources.gearset.operation_timeout_seconds",
+                )
+        result_id = status.get("OperationResultId") or status_id
+        result = self.api.request("GET", f"/public/operation/{result_id}/result")
+        deployments = result.get("Deployments") if isinstance(result, dict) else None
+        if not isinstance(deployments, list):
+            raise SourceError(SOURCE, f"{what}: the result has no 'Deployments' list")
+        return deployments
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def report_windows(start: datetime, end: datetime, window_days: int) -> Iterator[tuple[datetime, datetime]]:
+    """Consecutive inclusive windows, so no single report has to hold the whole history."""
+    step = timedelta(days=window_days)
+    while start <= end:
+        stop = min(start + step - timedelta(milliseconds=1), end)
+        yield start, stop
+        start = stop + timedelta(milliseconds=1)
+
+
+def normalize_deployment(raw: dict, pipeline_id: str) -> dict:
+    """One report deployment -> its rows for the three tables, typed and validated."""
+    env_id = raw.get("PipelineEnvironmentId")
+    date_value = raw.get("Date")
+    deployment_id = _first(raw, FIELDS["deployment_id"])
+    record = f"deployment {deployment_id or '(no id)'} of pipeline {pipeline_id}"
+    deployed_at = parse_timestamp(date_value, record, "Date", required=True)
+    if not env_id:
+        raise SourceRecordError(SOURCE, record, "PipelineEnvironmentId", "is missing")
+    if not deployment_id:
+        deployment_id = hashlib.sha1(f"{env_id}|{date_value}".encode()).hexdigest()
+    counts = {
+        column: parse_int(raw.get(name), record, name) or 0
+        for column, name in (
+            ("metadata_items_count", "MetadataItemsInDeploymentCount"),
+            ("vlocity_items_count", "VlocityItemsInDeploymentCount"),
+            ("config_data_items_count", "ConfigDataItemsInDeploymentCount"),
+        )
+    }
+    target = raw.get("TargetOrg")
+    bugs = raw.get("ReportedBugs")
+    deployment = {
+        "id": str(deployment_id),
+        "pipeline_id": pipeline_id,
+        "environment_id": env_id,
+        "date": deployed_at,
+        "status": raw.get("Status"),
+        **counts,
+        "target_org": (target.get("Name") or target.get("OrgId")) if isinstance(target, dict) else target,
+        "bugs_tracked": bugs is not None,
+    }
+    pull_requests = []
+    for item in raw.get("DeploymentPullRequests") or []:
+        promotion = item.get("PullRequest") or {}
+        for pr in item.get("FeaturePullRequests") or [promotion]:
+            number = parse_int(pr.get("Number"), record, "FeaturePullRequests[].Number")
+            if number is None:
+                raise SourceRecordError(SOURCE, record, "FeaturePullRequests[].Number", "is missing")
+            pr_record = f"{record}, pull request {number}"
+            pull_requests.append({
+                "deployment_id": deployment["id"],
+                "number": number,
+                "promotion_number": parse_int(promotion.get("Number"), record, "PullRequest.Number"),
+                "title": pr.get("Title"),
+                "feature_name": pr.get("FeatureName"),
+                "author_username": pr.get("AuthorUsername"),
+                "url": pr.get("Url"),
+                "created_at": parse_timestamp(pr.get("CreatedAt"), pr_record, "CreatedAt"),
+                "merged_at": parse_timestamp(pr.get("MergedAt"), pr_record, "MergedAt"),
+                "first_commit_date": parse_timestamp(pr.get("FirstCommitDate"), pr_record, "FirstCommitDate"),
+            })
+    reported_bugs = []
+    for bug in bugs or []:
+        bug_id = bug.get("Id")
+        identified = bug.get(next((n for n in FIELDS["bug_identified_at"] if n in bug), "IdentifiedAt"))
+        if not bug_id:
+            bug_id = hashlib.sha1(f"{deployment['id']}|{identified}|{bug.get('Title')}".encode()).hexdigest()
+        bug_record = f"{record}, reported bug {bug_id}"
+        reported_bugs.append({
+            "id": str(bug_id),
+            "deployment_id": deployment["id"],
+            "title": bug.get("Title"),
+            "severity": parse_int(bug.get("Severity"), bug_record, "Severity"),
+            "identified_at": parse_timestamp(identified, bug_record, "IdentifiedAt"),
+            "resolved_at": parse_timestamp(bug.get("ResolvedAt"), bug_record, "ResolvedAt"),
+        })
+    return {"date": deployed_at, "deployment": deployment, "pull_requests": pull_requests, "bugs": reported_bugs}
+
+
+DEPLOYMENT_COLUMNS = {
+    "id": {"data_type": "text", "nullable": False},
+    "pipeline_id": {"data_type": "text"},
+    "environment_id": {"data_type": "text"},
+    "date": {"data_type": "timestamp"},
+    "status": {"data_type": "text"},
+    "metadata_items_count": {"data_type": "bigint"},
+    "vlocity_items_count": {"data_type": "bigint"},
+    "config_data_items_count": {"data_type": "bigint"},
+    "target_org": {"data_type": "text"},
+    "bugs_tracked": {"data_type": "bool"},
+}
+PULL_REQUEST_COLUMNS = {
+    "deployment_id": {"data_type": "text", "nullable": False},
+    "number": {"data_type": "bigint", "nullable": False},
+    "promotion_number": {"data_type": "bigint"},
+    "title": {"data_type": "text"},
+    "feature_name": {"data_type": "text"},
+    "author_username": {"data_type": "text"},
+    "url": {"data_type": "text"},
+    "created_at": {"data_type": "timestamp"},
+    "merged_at": {"data_type": "timestamp"},
+    "first_commit_date": {"data_type": "timestamp"},
+}
+BUG_COLUMNS = {
+    "id": {"data_type": "text", "nullable": False},
+    "deployment_id": {"data_type": "text"},
+    "title": {"data_type": "text"},
+    "severity": {"data_type": "bigint"},
+    "identified_at": {"data_type": "timestamp"},
+    "resolved_at": {"data_type": "timestamp"},
+}
+
+
+@dataclass(frozen=True)
+class GearsetSettings:
+    base_url: str
+    api_token: str
+    pipeline_ids: tuple[str, ...]
+    start_date: datetime
+    end_date: datetime | None
+    lookback_days: float
+    window_days: int
+    poll_interval_seconds: float
+    operation_timeout_seconds: float
+
+    def client(self) -> GearsetReportingClient:
+        if not self.pipeline_ids:
+            raise SourceError(SOURCE, "no pipeline ids configured", hint="set sources.gearset.pipeline_ids")
+        if not self.api_token:
+            raise SourceError(SOURCE, "no api token configured", hint="set sources.gearset.api_token")
+        return GearsetReportingClient(
+            self.base_url, self.api_token, self.poll_interval_seconds, self.operation_timeout_seconds
+        )
+
+
+@dlt.source(name=SOURCE, max_table_nesting=0)
+def gearset_source(
+    pipeline_ids: list[str] = dlt.config.value,
+    api_token: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    lookback_days: float = 30.0,
+    window_days: int = 30,
+    poll_interval_seconds: float = 5.0,
+    operation_timeout_seconds: float = 900.0,
+) -> list[DltResource]:
+    """Pipelines, environments and deployments (with their pull requests and reported bugs)."""
+    if isinstance(pipeline_ids, str):
+        pipeline_ids = [p.strip() for p in pipeline_ids.split(",") if p.strip()]
+    start = parse_timestamp(start_date, "configuration", "sources.gearset.start_date") or (
+        datetime.now(UTC) - timedelta(days=365)
+    )
+    settings = GearsetSettings(
+        base_url=base_url,
+        api_token=api_token,
+        pipeline_ids=tuple(pipeline_ids),
+        start_date=start,
+        end_date=parse_timestamp(end_date, "configuration", "sources.gearset.end_date"),
+        lookback_days=lookback_days,
+        window_days=window_days,
+        poll_interval_seconds=poll_interval_seconds,
+        operation_timeout_seconds=operation_timeout_seconds,
+    )
+    reports = deployment_reports(
+        settings, dlt.sources.incremental("date", initial_value=start, lag=lookback_days * 86400)
+    )
+    return [
+        pipelines(settings),
+        environments(settings),
+        reports,
+        reports | deployments,
+        reports | deployment_pull_requests,
+        reports | reported_bugs,
+    ]
+
+
+@dlt.resource(primary_key="id", write_disposition="merge", columns={"id": {"data_type": "text"}, "name": {"data_type": "text"}})
+def pipelines(settings: GearsetSettings) -> Iterator[list[dict]]:
+    client = settings.client()
+    try:
+        wanted = set(settings.pipeline_ids)
+        rows = [{"id": p.get("Id"), "name": p.get("Name")} for p in client.pipelines()]
+        missing = wanted - {r["id"] for r in rows}
+        if missing:
+            raise SourceError(SOURCE, f"pipeline ids not found in the account: {', '.join(sorted(missing))}",
+                              hint="check sources.gearset.pipeline_ids")
+        yield [r for r in rows if r["id"] in wanted]
+    finally:
+        client.close()
+
+
+@dlt.resource(
+    primary_key="id", write_disposition="merge",
+    columns={c: {"data_type": "text"} for c in ("id", "pipeline_id", "name", "org_location_type", "org_username", "org_id")},
+)
+def environments(settings: GearsetSettings) -> Iterator[list[dict]]:
+    client = settings.client()
+    try:
+        for pipeline_id in settings.pipeline_ids:
+            rows = []
+            for env in client.environments(pipeline_id):
+                env_id = _first(env, FIELDS["environment_id"])
+                if not env_id:
+                    raise SourceRecordError(SOURCE, f"an environment of pipeline {pipeline_id}", "Id", "is missing")
+                rows.append({
+                    "id": env_id,
+                    "pipeline_id": pipeline_id,
+                    "name": env.get("Name"),
+                    "org_location_type": _first(env, FIELDS["org_location"]),
+                    "org_username": env.get("OrgUsername"),
+                    "org_id": env.get("OrgId"),
+                })
+            yield rows
+    finally:
+        client.close()
+
+
+@dlt.resource(selected=False)
+def deployment_reports(
+    settings: GearsetSettings, cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("date")
+) -> Iterator[list[dict]]:
+    """One report per pipeline and window, from the (lagged) cursor to the end date.
+
+    The cursor has a default so dlt recognises it (annotations are strings in this module); the
+    source passes the configured one with its initial value and look-back lag.
+    """
+    client = settings.client()
+    start = cursor.start_value or settings.start_date
+    end = settings.end_date or datetime.now(UTC)
+    try:
+        for pipeline_id in settings.pipeline_ids:
+            for window_start, window_end in report_windows(start, end, settings.window_days):
+                yield [normalize_deployment(raw, pipeline_id)
+                       for raw in client.deployments(pipeline_id, window_start, window_end)]
+    finally:
+        client.close()
+
+
+@dlt.transformer(primary_key="id", write_disposition="merge", columns=DEPLOYMENT_COLUMNS)
+def deployments(reports: list[dict]) -> Iterator[list[dict]]:
+    yield [r["deployment"] for r in reports]
+
+
+@dlt.transformer(primary_key=("deployment_id", "number"), write_disposition="merge", columns=PULL_REQUEST_COLUMNS)
+def deployment_pull_requests(reports: list[dict]) -> Iterator[list[dict]]:
+    yield [pr for r in reports for pr in r["pull_requests"]]
+
+
+@dlt.transformer(primary_key="id", write_disposition="merge", columns=BUG_COLUMNS)
+def reported_bugs(reports: list[dict]) -> Iterator[list[dict]]:
+    yield [bug for r in reports for bug in r["bugs"]]

@@ -1,0 +1,132 @@
+"""HTTP plumbing every source shares: one httpx client per source, retries through tenacity.
+
+Retried: transport errors, 429 and 5xx, honouring `Retry-After` when the server sends seconds,
+else exponential back-off with jitter. Anything else fails at once with a `SourceHTTPError` that
+names the source, the request and the server's own message. Headers (and so tokens) are never
+copied into an error or a log line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import tenacity
+
+RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+
+class SourceError(Exception):
+    """A failure in one source, worded for the person running the pipeline."""
+
+    def __init__(self, source: str, message: str, hint: str | None = None):
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.hint = hint
+
+
+class SourceHTTPError(SourceError):
+    def __init__(self, source: str, request: str, status: int, detail: str):
+        hint = {
+            401: "check the source's api token",
+            403: "check the token's permissions and the account's licence",
+            404: "check the configured ids and base_url",
+        }.get(status)
+        super().__init__(source, f"{request} answered HTTP {status}: {detail}", hint)
+        self.status = status
+
+
+class SourceRecordError(SourceError):
+    """A record the source sent that cannot be loaded as it is."""
+
+    def __init__(self, source: str, record: str, field: str, problem: str):
+        super().__init__(source, f"{record}: field '{field}' {problem}")
+        self.record = record
+        self.field = field
+
+
+class _Retryable(Exception):
+    def __init__(self, response: httpx.Response):
+        super().__init__(f"HTTP {response.status_code}")
+        self.response = response
+
+
+def _retry_after(exc: BaseException | None) -> float | None:
+    if isinstance(exc, _Retryable):
+        value = exc.response.headers.get("retry-after", "")
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            return None
+    return None
+
+
+class ApiClient:
+    """A JSON API client bound to one source, its base URL and its auth headers."""
+
+    def __init__(
+        self,
+        source: str,
+        base_url: str,
+        headers: dict[str, str],
+        timeout_seconds: float = 60.0,
+        max_attempts: int = 6,
+        max_backoff_seconds: float = 60.0,
+    ):
+        self.source = source
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_seconds)
+        backoff = tenacity.wait_exponential_jitter(initial=0.5, max=max_backoff_seconds)
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            asked = _retry_after(state.outcome.exception() if state.outcome else None)
+            return min(max_backoff_seconds, backoff(state) if asked is None else asked)
+
+        self._retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type((_Retryable, httpx.TransportError)),
+            wait=wait,
+            stop=tenacity.stop_after_attempt(max_attempts),
+            reraise=True,
+        )
+
+    def request(self, method: str, path: str, params: Any = None) -> Any:
+        """Send one request (retrying what is transient) and return its decoded JSON body."""
+        what = f"{method} {path}"
+        try:
+            response = self._retrying(self._send, method, path, params)
+        except _Retryable as exc:
+            raise SourceHTTPError(self.source, what, exc.response.status_code, _detail(exc.response)) from None
+        except httpx.TransportError as exc:
+            raise SourceError(self.source, f"{what} could not reach the server: {type(exc).__name__}") from None
+        if response.is_error:
+            raise SourceHTTPError(self.source, what, response.status_code, _detail(response))
+        try:
+            return response.json()
+        except ValueError:
+            raise SourceError(self.source, f"{what} answered a body that is not JSON") from None
+
+    def _send(self, method: str, path: str, params: Any) -> httpx.Response:
+        response = self._client.request(method, path, params=params)
+        if response.status_code in RETRYABLE_STATUS:
+            raise _Retryable(response)
+        return response
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ApiClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return (response.text or response.reason_phrase or "").strip()[:200]
+    if isinstance(body, dict):
+        for key in ("Message", "message", "error", "response_detail", "Error"):
+            if body.get(key):
+                return str(body[key])[:200]
+    return str(body)[:200]
