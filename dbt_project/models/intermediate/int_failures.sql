@@ -1,0 +1,60 @@
+-- Every production failure, linked to the deployment that caused it: as the source recorded it
+-- (`explicit`), else the latest counted deployment of the service at or before detection within
+-- `failure_window_days` (`window`), else `none`. Recovery durations are computed here.
+with unioned as (
+    select *, cast(null as varchar) as source_service from {{ ref('int_gearset__failures') }}
+),
+
+deployments as (
+    select * from {{ ref('int_deployments') }}
+),
+
+teams as (
+    {{ service_teams_relation() }}
+),
+
+windowed as (
+    select
+        unioned.failure_id,
+        arg_max(deployments.deployment_id, (deployments.deployed_at, deployments.deployment_id))
+            as deployment_id
+    from unioned
+    inner join deployments
+        on deployments.is_counted
+        and deployments.service = unioned.source_service
+        and deployments.deployed_at <= unioned.detected_at
+        and deployments.deployed_at
+            >= unioned.detected_at - to_days({{ var('failure_window_days') }})
+    where unioned.caused_by_deployment_id is null
+    group by unioned.failure_id
+),
+
+linked as (
+    select
+        unioned.* exclude (caused_by_deployment_id, source_service),
+        coalesce(unioned.caused_by_deployment_id, windowed.deployment_id) as caused_by_deployment_id,
+        case
+            when unioned.caused_by_deployment_id is not null then 'explicit'
+            when windowed.deployment_id is not null then 'window'
+            else 'none'
+        end as link_method,
+        unioned.source_service
+    from unioned
+    left join windowed on unioned.failure_id = windowed.failure_id
+)
+
+select
+    linked.* exclude (source_service),
+    coalesce(cause.service, linked.source_service) as service,
+    coalesce(cause.team, teams.team, 'unassigned') as team,
+    coalesce(cause.environment, 'unattributed') as environment,
+    cause.deployed_at as caused_by_deployed_at,
+    coalesce(cause.is_counted, false) as caused_by_counted_deployment,
+    {% set threshold = var('failure_severity_threshold') %}
+    {% if threshold is none %}true{% else %}coalesce(linked.severity <= {{ threshold }}, true){% endif %}
+        as is_qualifying,
+    {{ seconds_between('cause.deployed_at', 'linked.resolved_at') }} as recovery_time_seconds,
+    {{ seconds_between('linked.detected_at', 'linked.resolved_at') }} as time_to_restore_seconds
+from linked
+left join deployments as cause on linked.caused_by_deployment_id = cause.deployment_id
+left join teams on linked.source_service = teams.service

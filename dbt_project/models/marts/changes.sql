@@ -1,0 +1,26 @@
+-- One row per change with its lead time and stages: coding (first commit -> opened),
+-- review (opened -> merged), deploy (merged -> deployed).
+select
+    change_id,
+    source,
+    source_change_id,
+    service,
+    team,
+    environment,
+    title,
+    first_commit_at,
+    opened_at,
+    merged_at,
+    merge_sha,
+    deployment_id,
+    deployed_at,
+    link_method,
+    is_first_deployment_backlog,
+    lead_time_seconds,
+    merge_to_deploy_seconds,
+    open_to_deploy_seconds,
+    {{ seconds_between('first_commit_at', 'opened_at') }} as coding_seconds,
+    {{ seconds_between('opened_at', 'merged_at') }} as review_seconds,
+    merge_to_deploy_seconds as deploy_seconds,
+    lead_time_exclusion_reason
+from {{ ref('int_changes') }}

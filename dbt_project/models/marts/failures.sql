@@ -1,0 +1,21 @@
+-- One row per production failure with both recovery durations and how it was linked.
+select
+    failure_id,
+    source,
+    source_failure_id,
+    service,
+    team,
+    environment,
+    title,
+    severity,
+    is_qualifying,
+    detected_at,
+    resolved_at,
+    resolved_at is null as is_open,
+    caused_by_deployment_id,
+    caused_by_deployed_at,
+    link_method,
+    fixed_by_deployment_id,
+    recovery_time_seconds,
+    time_to_restore_seconds
+from {{ ref('int_failures') }}
