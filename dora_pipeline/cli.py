@@ -1,0 +1,150 @@
+"""`dora-pipeline`: the demo on the embedded sandbox, a real run, the sandbox alone, a summary."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+
+import click
+
+from dora_pipeline.settings import Settings
+
+
+def _parse_moment(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    from dora_pipeline.refresh import RefreshFailed
+
+    if debug:
+        traceback.print_exception(exc)
+        if isinstance(exc, RefreshFailed):
+            for event in exc.result.all_events:
+                if event.is_step_failure:
+                    click.echo(event.step_failure_data.error.to_string(), err=True)
+    hint = getattr(exc, "hint", None) or "run with --debug for the full traceback"
+    click.echo(f"error: {exc}", err=True)
+    click.echo(f"hint: {hint}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+def main() -> None:
+    """Extract delivery data, build the DORA warehouse, and serve it."""
+
+
+@main.command()
+@click.option("--seed", default=None, type=int, help="Seed of the simulated organisation.")
+@click.option("--as-of", "as_of", default=None, help="Moment the sandbox observes (ISO 8601).")
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
+    """Run dora_refresh end to end against the sandbox APIs on loopback."""
+    from dora_pipeline.refresh import run_refresh
+    from dora_pipeline.sandbox.server import Sandbox
+    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
+
+    settings = Settings.from_env()
+    started = time.monotonic()
+    try:
+        with Sandbox.start(seed if seed is not None else DEFAULT_SEED, _parse_moment(as_of) or DEFAULT_AS_OF) as sandbox:
+            click.echo(f"sandbox: {len(sandbox.world.services)} services, as of {sandbox.as_of:%Y-%m-%d %H:%M} UTC")
+            for name, server in sandbox.servers.items():
+                click.echo(f"  {name:<10} {server.base_url}")
+            os.environ.update(sandbox.source_environment())
+            os.environ["DORA__SERVICE_TEAMS"] = json.dumps(sandbox.service_teams())
+            outcome = run_refresh(settings, log_level="DEBUG" if debug else "WARNING")
+    except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into one line
+        _fail(exc, debug)
+    click.echo(f"dora_refresh run {outcome.run_id}: {outcome.materialized} assets materialised, "
+               f"{outcome.checks_passed} checks passed in {time.monotonic() - started:.1f} s")
+    _print_summary(settings)
+
+
+@main.command()
+@click.option("--debug", is_flag=True, help="Show full tracebacks.")
+def run(debug: bool) -> None:
+    """Run dora_refresh against the real APIs configured in .dlt/ or SOURCES__* variables."""
+    from dora_pipeline.refresh import run_refresh
+    from dora_pipeline.sources.gearset import gearset_source
+
+    settings = Settings.from_env()
+    started = time.monotonic()
+    try:
+        gearset_source()  # resolves configuration: a missing key fails here, before any request
+        outcome = run_refresh(settings, log_level="DEBUG" if debug else "WARNING")
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc, debug)
+    click.echo(f"dora_refresh run {outcome.run_id}: {outcome.materialized} assets materialised "
+               f"in {time.monotonic() - started:.1f} s")
+    _print_summary(settings)
+
+
+@main.command()
+@click.option("--seed", default=None, type=int)
+@click.option("--as-of", "as_of", default=None, help="Moment the sandbox observes (ISO 8601).")
+def sandbox(seed: int | None, as_of: str | None) -> None:
+    """Serve the sandbox APIs on loopback until interrupted, printing their base URLs."""
+    from dora_pipeline.sandbox.server import Sandbox
+    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
+
+    with Sandbox.start(seed if seed is not None else DEFAULT_SEED, _parse_moment(as_of) or DEFAULT_AS_OF) as box:
+        for name, value in box.source_environment().items():
+            click.echo(f"export {name}='{value}'")
+        click.echo(f"# Gearset pipelines: curl -H 'Authorization: token {box.gearset.token}' "
+                   f"-H 'Api-Version: 3' {box.base_url('gearset')}/public/reporting/pipelines")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command()
+def summary() -> None:
+    """Print the metrics per service from the warehouse."""
+    _print_summary(Settings.from_env())
+
+
+def _print_summary(settings: Settings) -> None:
+    import duckdb
+
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        rows = con.sql(
+            """
+            select service, team,
+                sum(deployment_count) as deployments,
+                sum(failed_deployment_count) / nullif(sum(deployment_count), 0) as cfr,
+                sum(rework_deployment_count) / nullif(sum(deployment_count), 0) as rework
+            from marts.dora_metrics_daily group by all order by service
+            """
+        ).fetchall()
+        lead = dict(con.sql(
+            "select service, median(lead_time_seconds) / 3600 from marts.changes group by service"
+        ).fetchall())
+        recovery = dict(con.sql(
+            "select service, median(recovery_time_seconds) / 3600 from marts.failures where is_qualifying group by service"
+        ).fetchall())
+    click.echo(f"\n{'service':<16}{'team':<12}{'deploys':>8}{'lead h':>9}{'CFR':>7}{'recov h':>9}{'rework':>8}")
+    for service, team, deployments, cfr, rework in rows:
+        click.echo(
+            f"{service:<16}{team:<12}{deployments:>8}{_num(lead.get(service)):>9}"
+            f"{_pct(cfr):>7}{_num(recovery.get(service)):>9}{_pct(rework):>8}"
+        )
+    click.echo(f"\nwarehouse: {settings.duckdb_path}  (marts.dora_metrics_daily, marts.deployments, "
+               "marts.changes, marts.failures)")
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"

@@ -1,0 +1,30 @@
+"""Dagster definitions for one warehouse, one folder per domain; built by a function so the CLI and
+the tests can build them for their own paths and configuration."""
+
+from __future__ import annotations
+
+from dagster import Definitions
+from dagster_dbt import DbtCliResource
+from dagster_dlt import DagsterDltResource
+
+from dora_pipeline.defs.ingestion.assets import gearset_assets
+from dora_pipeline.defs.jobs import daily_refresh, dora_refresh
+from dora_pipeline.defs.warehouse.assets import warehouse_assets
+from dora_pipeline.defs.warehouse.project import dbt_executable, prepared_project
+from dora_pipeline.settings import Settings
+
+
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    settings = settings or Settings.from_env()
+    settings.export()
+    project = prepared_project()
+    return Definitions(
+        assets=[gearset_assets(settings), warehouse_assets(project)],
+        jobs=[dora_refresh],
+        schedules=[daily_refresh],
+        resources={
+            "dlt": DagsterDltResource(),
+            "dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()),
+        },
+    )
+

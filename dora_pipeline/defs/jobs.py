@@ -1,0 +1,21 @@
+"""The refresh job and its schedule.
+
+Steps run in one process, one after the other: DuckDB allows a single writer per file, and dlt
+(in the step's process) and dbt (a subprocess) both write the warehouse.
+"""
+
+from dagster import AssetSelection, ScheduleDefinition, define_asset_job, in_process_executor
+
+dora_refresh = define_asset_job(
+    "dora_refresh",
+    selection=AssetSelection.all(),
+    executor_def=in_process_executor,
+    description="Extract every configured source, then build and test the warehouse.",
+)
+
+daily_refresh = ScheduleDefinition(
+    name="dora_refresh_daily",
+    job=dora_refresh,
+    cron_schedule="0 5 * * *",
+    execution_timezone="UTC",
+)

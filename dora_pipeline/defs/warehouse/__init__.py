@@ -1,0 +1,1 @@
+"""The dbt project: every model an asset, every test an asset check."""

@@ -1,0 +1,27 @@
+"""dbt models as Dagster assets; dbt tests (raw source tests too) as asset checks."""
+
+
+import json
+
+import dlt
+from dagster import AssetExecutionContext, AssetsDefinition
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
+
+TRANSLATOR = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
+
+
+def dbt_vars() -> dict:
+    """Metric settings from dlt's configuration (`[dora]` in .dlt/config.toml or `DORA__*`)."""
+    return {
+        "service_teams": dlt.config.get("dora.service_teams", dict) or {},
+        "failure_window_days": dlt.config.get("dora.failure_window_days", int) or 7,
+        "failure_severity_threshold": dlt.config.get("dora.failure_severity_threshold", int),
+    }
+
+
+def warehouse_assets(project: DbtProject) -> AssetsDefinition:
+    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=TRANSLATOR)
+    def dora_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars())], context=context).stream()
+
+    return dora_dbt_models
