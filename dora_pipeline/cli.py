@@ -54,7 +54,8 @@ def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
     settings = Settings.from_env()
     started = time.monotonic()
     try:
-        with Sandbox.start(seed if seed is not None else DEFAULT_SEED, _parse_moment(as_of) or DEFAULT_AS_OF) as sandbox:
+        moment = _parse_moment(as_of) or DEFAULT_AS_OF
+        with Sandbox.start(DEFAULT_SEED if seed is None else seed, moment) as sandbox:
             click.echo(f"sandbox: {len(sandbox.world.services)} services, as of {sandbox.as_of:%Y-%m-%d %H:%M} UTC")
             for name, server in sandbox.servers.items():
                 click.echo(f"  {name:<10} {server.base_url}")
@@ -63,8 +64,10 @@ def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
             outcome = run_refresh(settings, log_level="DEBUG" if debug else "WARNING")
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into one line
         _fail(exc, debug)
-    click.echo(f"dora_refresh run {outcome.run_id}: {outcome.materialized} assets materialised, "
-               f"{outcome.checks_passed} checks passed in {time.monotonic() - started:.1f} s")
+    click.echo(
+        f"dora_refresh run {outcome.run_id}: {outcome.materialized} assets materialised, "
+        f"{outcome.checks_passed} checks passed in {time.monotonic() - started:.1f} s"
+    )
     _print_summary(settings)
 
 
@@ -82,8 +85,10 @@ def run(debug: bool) -> None:
         outcome = run_refresh(settings, log_level="DEBUG" if debug else "WARNING")
     except Exception as exc:  # noqa: BLE001
         _fail(exc, debug)
-    click.echo(f"dora_refresh run {outcome.run_id}: {outcome.materialized} assets materialised "
-               f"in {time.monotonic() - started:.1f} s")
+    click.echo(
+        f"dora_refresh run {outcome.run_id}: {outcome.materialized} assets materialised "
+        f"in {time.monotonic() - started:.1f} s"
+    )
     _print_summary(settings)
 
 
@@ -98,8 +103,10 @@ def sandbox(seed: int | None, as_of: str | None) -> None:
     with Sandbox.start(seed if seed is not None else DEFAULT_SEED, _parse_moment(as_of) or DEFAULT_AS_OF) as box:
         for name, value in box.source_environment().items():
             click.echo(f"export {name}='{value}'")
-        click.echo(f"# Gearset pipelines: curl -H 'Authorization: token {box.gearset.token}' "
-                   f"-H 'Api-Version: 3' {box.base_url('gearset')}/public/reporting/pipelines")
+        click.echo(
+            f"# Gearset pipelines: curl -H 'Authorization: token {box.gearset.token}' "
+            f"-H 'Api-Version: 3' {box.base_url('gearset')}/public/reporting/pipelines"
+        )
         try:
             while True:
                 time.sleep(3600)
@@ -126,20 +133,25 @@ def _print_summary(settings: Settings) -> None:
             from marts.dora_metrics_daily group by all order by service
             """
         ).fetchall()
-        lead = dict(con.sql(
-            "select service, median(lead_time_seconds) / 3600 from marts.changes group by service"
-        ).fetchall())
-        recovery = dict(con.sql(
-            "select service, median(recovery_time_seconds) / 3600 from marts.failures where is_qualifying group by service"
-        ).fetchall())
+        lead = dict(
+            con.sql("select service, median(lead_time_seconds) / 3600 from marts.changes group by service").fetchall()
+        )
+        recovery = dict(
+            con.sql(
+                "select service, median(recovery_time_seconds) / 3600 from marts.failures "
+                "where is_qualifying group by service"
+            ).fetchall()
+        )
     click.echo(f"\n{'service':<16}{'team':<12}{'deploys':>8}{'lead h':>9}{'CFR':>7}{'recov h':>9}{'rework':>8}")
     for service, team, deployments, cfr, rework in rows:
         click.echo(
             f"{service:<16}{team:<12}{deployments:>8}{_num(lead.get(service)):>9}"
             f"{_pct(cfr):>7}{_num(recovery.get(service)):>9}{_pct(rework):>8}"
         )
-    click.echo(f"\nwarehouse: {settings.duckdb_path}  (marts.dora_metrics_daily, marts.deployments, "
-               "marts.changes, marts.failures)")
+    click.echo(
+        f"\nwarehouse: {settings.duckdb_path}  (marts.dora_metrics_daily, marts.deployments, "
+        "marts.changes, marts.failures)"
+    )
 
 
 def _num(value: float | None) -> str:

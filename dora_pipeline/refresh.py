@@ -12,7 +12,10 @@ from dora_pipeline.settings import Settings
 
 # Exceptions whose own message is the clearest thing to show a user.
 USER_FACING = {
-    "SourceError", "SourceHTTPError", "SourceRecordError", "ConfigFieldMissingException",
+    "SourceError",
+    "SourceHTTPError",
+    "SourceRecordError",
+    "ConfigFieldMissingException",
     "DbtCliError",
 }
 

@@ -27,4 +27,3 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             "dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()),
         },
     )
-

@@ -66,6 +66,7 @@ class GearsetState:
         self.faults = Faults()
         self.operations: dict[str, Operation] = {}
         self.requests: list[dict] = []
+        self.deployments_served = 0
         self.set_as_of(as_of)
 
     def set_as_of(self, as_of: datetime) -> None:
@@ -87,8 +88,13 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
 def build_app(state: GearsetState) -> Starlette:
     def guard(request: Request) -> JSONResponse | None:
         state.requests.append(
-            {"method": request.method, "path": request.url.path, "params": dict(request.query_params),
-             "multi_params": request.query_params.multi_items(), "at": time.monotonic()}
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "params": dict(request.query_params),
+                "multi_params": request.query_params.multi_items(),
+                "at": time.monotonic(),
+            }
         )
         if request.headers.get("authorization") != f"token {state.token}":
             return _error(401, "Authorization has been denied for this request.")
@@ -161,11 +167,13 @@ def build_app(state: GearsetState) -> Starlette:
         if operation is None or operation.failed or operation.polls <= state.faults.running_polls:
             return _error(404, "Operation result not found.")
         deployments = [
-            d for d in state.view.deployments
+            d
+            for d in state.view.deployments
             if d.service == state.pipelines[operation.pipeline_id].name
             and operation.start <= d.deployed_at <= operation.end
         ]
         service = state.pipelines[operation.pipeline_id]
+        state.deployments_served += len(deployments)
         return JSONResponse({"Deployments": [_deployment(state, service, d) for d in deployments]})
 
     return Starlette(
@@ -182,9 +190,13 @@ def build_app(state: GearsetState) -> Starlette:
 def _environment(env) -> dict:
     location = "SalesforceProductionOrg" if env.is_production else "SalesforceSandboxOrg"
     return {
-        "Id": env.env_id, "EnvironmentId": env.env_id, "Name": env.name,
-        "OrgLocationType": location, "TargetOrgLocationType": location,
-        "OrgUsername": f"deploy@{env.name}.example.com", "OrgId": env.env_id[:18],
+        "Id": env.env_id,
+        "EnvironmentId": env.env_id,
+        "Name": env.name,
+        "OrgLocationType": location,
+        "TargetOrgLocationType": location,
+        "OrgUsername": f"deploy@{env.name}.example.com",
+        "OrgId": env.env_id[:18],
     }
 
 
@@ -231,6 +243,8 @@ def _deployment(state: GearsetState, service, d: Deployment) -> dict:
         "ConfigDataItemsInDeploymentCount": 0,
         "DeploymentPullRequests": [
             {"PullRequest": promotion, "FeaturePullRequests": [_pull_request(c, d.service) for c in changes]}
-        ] if changes else [],
+        ]
+        if changes
+        else [],
         "ReportedBugs": bugs,
     }

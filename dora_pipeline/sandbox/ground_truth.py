@@ -61,9 +61,7 @@ def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[t
     def key(service: str, environment: str, when: datetime) -> tuple[str, str, date]:
         return service, environment, when.date()
 
-    failures = [
-        f for f in world.failures if severity_threshold is None or f.severity <= severity_threshold
-    ]
+    failures = [f for f in world.failures if severity_threshold is None or f.severity <= severity_threshold]
     failed_deployments = {f.caused_by for f in failures}
 
     first_of_env: set[str] = set()

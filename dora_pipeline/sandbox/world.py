@@ -190,9 +190,7 @@ class _ServiceHistory:
             name=spec.name,
             team=spec.team,
             service_id=self._uuid(),
-            environments=[
-                Environment(self._uuid(), name, name == PRODUCTION) for name in spec.environments
-            ],
+            environments=[Environment(self._uuid(), name, name == PRODUCTION) for name in spec.environments],
             tracks_failures=spec.tracks_failures,
         )
         self.changes: list[Change] = []
@@ -341,8 +339,14 @@ class _ServiceHistory:
                 self._at(remedy_at, "remedy", kind, failure_id, title, severity, detected, deployment)
 
     def _on_remedy(
-        self, when: datetime, kind: str, failure_id: str, title: str, severity: int,
-        detected: datetime, caused_by: Deployment,
+        self,
+        when: datetime,
+        kind: str,
+        failure_id: str,
+        title: str,
+        severity: int,
+        detected: datetime,
+        caused_by: Deployment,
     ) -> None:
         if kind == "revert":
             reverted = self.change_index[caused_by.change_ids[0]]
@@ -356,11 +360,25 @@ class _ServiceHistory:
         self._maybe_fail(fix)
 
     def _record_failure(
-        self, failure_id: str, title: str, severity: int, detected: datetime,
-        resolved: datetime | None, caused_by: Deployment, fixed_by: Deployment | None,
+        self,
+        failure_id: str,
+        title: str,
+        severity: int,
+        detected: datetime,
+        resolved: datetime | None,
+        caused_by: Deployment,
+        fixed_by: Deployment | None,
     ) -> None:
         assert resolved is None or resolved - caused_by.deployed_at <= MAX_RESOLUTION
         self.failures.append(
-            Failure(failure_id, self.spec.name, title, severity, detected, resolved,
-                    caused_by.deployment_id, fixed_by.deployment_id if fixed_by else None)
+            Failure(
+                failure_id,
+                self.spec.name,
+                title,
+                severity,
+                detected,
+                resolved,
+                caused_by.deployment_id,
+                fixed_by.deployment_id if fixed_by else None,
+            )
         )

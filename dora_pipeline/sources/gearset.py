@@ -114,12 +114,14 @@ class GearsetReportingClient:
             if state == "Succeeded":
                 break
             if state == "Failed":
-                raise SourceError(SOURCE, f"{what} failed on Gearset's side: {status.get('Error') or 'no reason given'}")
+                reason = status.get("Error") or "no reason given"
+                raise SourceError(SOURCE, f"{what} failed on Gearset's side: {reason}")
             if state != "Running":
                 raise SourceError(SOURCE, f"{what}: unexpected operation status {state!r}")
             if time.monotonic() > deadline:
                 raise SourceError(
-                    SOURCE, f"{what} still running after {self.operation_timeout_seconds:.0f} s",
+                    SOURCE,
+                    f"{what} still running after {self.operation_timeout_seconds:.0f} s",
                     hint="raise sources.gearset.operation_timeout_seconds",
                 )
         result_id = status.get("OperationResultId") or status_id
@@ -181,18 +183,20 @@ def normalize_deployment(raw: dict, pipeline_id: str) -> dict:
             if number is None:
                 raise SourceRecordError(SOURCE, record, "FeaturePullRequests[].Number", "is missing")
             pr_record = f"{record}, pull request {number}"
-            pull_requests.append({
-                "deployment_id": deployment["id"],
-                "number": number,
-                "promotion_number": parse_int(promotion.get("Number"), record, "PullRequest.Number"),
-                "title": pr.get("Title"),
-                "feature_name": pr.get("FeatureName"),
-                "author_username": pr.get("AuthorUsername"),
-                "url": pr.get("Url"),
-                "created_at": parse_timestamp(pr.get("CreatedAt"), pr_record, "CreatedAt"),
-                "merged_at": parse_timestamp(pr.get("MergedAt"), pr_record, "MergedAt"),
-                "first_commit_date": parse_timestamp(pr.get("FirstCommitDate"), pr_record, "FirstCommitDate"),
-            })
+            pull_requests.append(
+                {
+                    "deployment_id": deployment["id"],
+                    "number": number,
+                    "promotion_number": parse_int(promotion.get("Number"), record, "PullRequest.Number"),
+                    "title": pr.get("Title"),
+                    "feature_name": pr.get("FeatureName"),
+                    "author_username": pr.get("AuthorUsername"),
+                    "url": pr.get("Url"),
+                    "created_at": parse_timestamp(pr.get("CreatedAt"), pr_record, "CreatedAt"),
+                    "merged_at": parse_timestamp(pr.get("MergedAt"), pr_record, "MergedAt"),
+                    "first_commit_date": parse_timestamp(pr.get("FirstCommitDate"), pr_record, "FirstCommitDate"),
+                }
+            )
     reported_bugs = []
     for bug in bugs or []:
         bug_id = bug.get("Id")
@@ -200,14 +204,16 @@ def normalize_deployment(raw: dict, pipeline_id: str) -> dict:
         if not bug_id:
             bug_id = hashlib.sha1(f"{deployment['id']}|{identified}|{bug.get('Title')}".encode()).hexdigest()
         bug_record = f"{record}, reported bug {bug_id}"
-        reported_bugs.append({
-            "id": str(bug_id),
-            "deployment_id": deployment["id"],
-            "title": bug.get("Title"),
-            "severity": parse_int(bug.get("Severity"), bug_record, "Severity"),
-            "identified_at": parse_timestamp(identified, bug_record, "IdentifiedAt"),
-            "resolved_at": parse_timestamp(bug.get("ResolvedAt"), bug_record, "ResolvedAt"),
-        })
+        reported_bugs.append(
+            {
+                "id": str(bug_id),
+                "deployment_id": deployment["id"],
+                "title": bug.get("Title"),
+                "severity": parse_int(bug.get("Severity"), bug_record, "Severity"),
+                "identified_at": parse_timestamp(identified, bug_record, "IdentifiedAt"),
+                "resolved_at": parse_timestamp(bug.get("ResolvedAt"), bug_record, "ResolvedAt"),
+            }
+        )
     return {"date": deployed_at, "deployment": deployment, "pull_requests": pull_requests, "bugs": reported_bugs}
 
 
@@ -309,7 +315,7 @@ def gearset_source(
     ]
 
 
-@dlt.resource(primary_key="id", write_disposition="merge", columns={"id": {"data_type": "text"}, "name": {"data_type": "text"}})
+@dlt.resource(primary_key="id", write_disposition="merge", columns={c: {"data_type": "text"} for c in ("id", "name")})
 def pipelines(settings: GearsetSettings) -> Iterator[list[dict]]:
     client = settings.client()
     try:
@@ -317,16 +323,22 @@ def pipelines(settings: GearsetSettings) -> Iterator[list[dict]]:
         rows = [{"id": p.get("Id"), "name": p.get("Name")} for p in client.pipelines()]
         missing = wanted - {r["id"] for r in rows}
         if missing:
-            raise SourceError(SOURCE, f"pipeline ids not found in the account: {', '.join(sorted(missing))}",
-                              hint="check sources.gearset.pipeline_ids")
+            raise SourceError(
+                SOURCE,
+                f"pipeline ids not found in the account: {', '.join(sorted(missing))}",
+                hint="check sources.gearset.pipeline_ids",
+            )
         yield [r for r in rows if r["id"] in wanted]
     finally:
         client.close()
 
 
 @dlt.resource(
-    primary_key="id", write_disposition="merge",
-    columns={c: {"data_type": "text"} for c in ("id", "pipeline_id", "name", "org_location_type", "org_username", "org_id")},
+    primary_key="id",
+    write_disposition="merge",
+    columns={
+        c: {"data_type": "text"} for c in ("id", "pipeline_id", "name", "org_location_type", "org_username", "org_id")
+    },
 )
 def environments(settings: GearsetSettings) -> Iterator[list[dict]]:
     client = settings.client()
@@ -337,14 +349,16 @@ def environments(settings: GearsetSettings) -> Iterator[list[dict]]:
                 env_id = _first(env, FIELDS["environment_id"])
                 if not env_id:
                     raise SourceRecordError(SOURCE, f"an environment of pipeline {pipeline_id}", "Id", "is missing")
-                rows.append({
-                    "id": env_id,
-                    "pipeline_id": pipeline_id,
-                    "name": env.get("Name"),
-                    "org_location_type": _first(env, FIELDS["org_location"]),
-                    "org_username": env.get("OrgUsername"),
-                    "org_id": env.get("OrgId"),
-                })
+                rows.append(
+                    {
+                        "id": env_id,
+                        "pipeline_id": pipeline_id,
+                        "name": env.get("Name"),
+                        "org_location_type": _first(env, FIELDS["org_location"]),
+                        "org_username": env.get("OrgUsername"),
+                        "org_id": env.get("OrgId"),
+                    }
+                )
             yield rows
     finally:
         client.close()
@@ -352,7 +366,8 @@ def environments(settings: GearsetSettings) -> Iterator[list[dict]]:
 
 @dlt.resource(selected=False)
 def deployment_reports(
-    settings: GearsetSettings, cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("date")
+    settings: GearsetSettings,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("date"),  # noqa: B008 - dlt's idiom
 ) -> Iterator[list[dict]]:
     """One report per pipeline and window, from the (lagged) cursor to the end date.
 
@@ -365,8 +380,10 @@ def deployment_reports(
     try:
         for pipeline_id in settings.pipeline_ids:
             for window_start, window_end in report_windows(start, end, settings.window_days):
-                yield [normalize_deployment(raw, pipeline_id)
-                       for raw in client.deployments(pipeline_id, window_start, window_end)]
+                yield [
+                    normalize_deployment(raw, pipeline_id)
+                    for raw in client.deployments(pipeline_id, window_start, window_end)
+                ]
     finally:
         client.close()
 

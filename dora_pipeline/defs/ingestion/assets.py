@@ -4,7 +4,6 @@ dagster-dbt keys a dbt source table `[source_name, table_name]`; giving each dlt
 key is what draws lineage from a raw table to the staging model that reads it.
 """
 
-
 import dlt
 from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets

@@ -1,6 +1,5 @@
 """dbt models as Dagster assets; dbt tests (raw source tests too) as asset checks."""
 
-
 import json
 
 import dlt

@@ -1,0 +1,39 @@
+"""Command-line errors: one clear line and a hint, no traceback, no token."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = str(Path(sys.executable).parent / "dora-pipeline")
+
+
+def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DORA__"))}
+    base |= {"DORA_DUCKDB_PATH": str(tmp_path / "w.duckdb"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    return subprocess.run([CLI, *args], env=base | env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+
+def test_run_without_configuration_names_the_missing_key(tmp_path):
+    done = run_cli(tmp_path, "run")
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("error:") and ("pipeline_ids" in lines[0] or "api_token" in lines[0])
+    assert lines[-1].startswith("hint:")
+
+
+def test_run_with_a_wrong_token_says_401_and_hides_the_token(tmp_path, sandbox):
+    secret = "definitely-wrong-token-42"
+    done = run_cli(
+        tmp_path,
+        "run",
+        SOURCES__GEARSET__BASE_URL=sandbox.base_url("gearset"),
+        SOURCES__GEARSET__API_TOKEN=secret,
+        SOURCES__GEARSET__PIPELINE_IDS='["x"]',
+    )
+    assert done.returncode == 1
+    assert "HTTP 401" in done.stderr and "Traceback" not in done.stderr
+    assert secret not in done.stderr + done.stdout

@@ -1,0 +1,79 @@
+"""Reading the warehouse back and holding it against the simulator's ground truth."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import duckdb
+
+from dora_pipeline.sandbox.ground_truth import daily_metrics
+from dora_pipeline.sandbox.world import World
+
+KEY = ("service", "environment", "metric_date")
+
+
+def mart_rows(path: Path, table: str = "marts.dora_metrics_daily") -> dict[tuple, dict]:
+    with duckdb.connect(str(path), read_only=True) as con:
+        rel = con.sql(f"select * from {table}")
+        columns = rel.columns
+        rows = [dict(zip(columns, r, strict=True)) for r in rel.fetchall()]
+    return {tuple(r[k] for k in KEY): r for r in rows}
+
+
+def differences(path: Path, world: World, severity_threshold: int | None = None) -> list[str]:
+    """Every (row, column) where the mart and the ground truth disagree, worded for a failure."""
+    truth = daily_metrics(world, severity_threshold)
+    mart = mart_rows(path)
+    problems = [f"missing row {k}" for k in truth.keys() - mart.keys()]
+    problems += [f"unexpected row {k}" for k in mart.keys() - truth.keys()]
+    for key in truth.keys() & mart.keys():
+        for column, expected in truth[key].items():
+            actual = mart[key][column]
+            if expected is None or actual is None:
+                same = expected is None and actual is None
+            else:
+                same = math.isclose(float(expected), float(actual), rel_tol=1e-9, abs_tol=1e-6)
+            if not same:
+                problems.append(f"{key} {column}: mart {actual!r} != truth {expected!r}")
+    return problems
+
+
+def table_fingerprint(path: Path, schemas: tuple[str, ...] = ("raw_gearset", "marts")) -> dict[str, tuple]:
+    """Row count and an order-independent content hash of every table in `schemas`."""
+    fingerprint = {}
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = con.sql(
+            "select schema_name, table_name from duckdb_tables() where schema_name in "
+            f"({', '.join(repr(s) for s in schemas)}) and not starts_with(table_name, '_dlt')"
+        ).fetchall()
+        for schema, table in tables:
+            columns = [
+                c
+                for (c,) in con.sql(
+                    "select column_name from duckdb_columns() where schema_name = ? and table_name = ? "
+                    "and column_name not in ('_dlt_load_id', '_dlt_id')",
+                    params=[schema, table],
+                ).fetchall()
+            ]
+            select = ", ".join(f'"{c}"' for c in columns)
+            query = f"select count(*), sum(hash(({select}))) from {schema}.{table}"
+            fingerprint[f"{schema}.{table}"] = con.execute(query).fetchall()[0]
+    return fingerprint
+
+
+def string_values_containing(path: Path, needle: str) -> list[str]:
+    """Every table column in the warehouse holding a string that contains `needle`."""
+    found = []
+    with duckdb.connect(str(path), read_only=True) as con:
+        columns = con.sql(
+            "select schema_name, table_name, column_name from duckdb_columns() "
+            "where data_type = 'VARCHAR' and not internal"
+        ).fetchall()
+        for schema, table, column in columns:
+            hits = con.execute(
+                f'select count(*) from "{schema}"."{table}" where contains("{column}", ?)', [needle]
+            ).fetchall()[0][0]
+            if hits:
+                found.append(f"{schema}.{table}.{column}")
+    return found
