@@ -76,12 +76,13 @@ def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
 def run(debug: bool) -> None:
     """Run dora_refresh against the real APIs configured in .dlt/ or SOURCES__* variables."""
     from dora_pipeline.refresh import run_refresh
-    from dora_pipeline.sources.gearset import gearset_source
+    from dora_pipeline.sources.registry import SOURCES, enabled_sources
 
     settings = Settings.from_env()
     started = time.monotonic()
     try:
-        gearset_source()  # resolves configuration: a missing key fails here, before any request
+        for name in enabled_sources():
+            SOURCES[name].build()  # resolves configuration: a missing key fails here, before any request
         outcome = run_refresh(settings, log_level="DEBUG" if debug else "WARNING")
     except Exception as exc:  # noqa: BLE001
         _fail(exc, debug)
@@ -142,10 +143,10 @@ def _print_summary(settings: Settings) -> None:
                 "where is_qualifying group by service"
             ).fetchall()
         )
-    click.echo(f"\n{'service':<16}{'team':<12}{'deploys':>8}{'lead h':>9}{'CFR':>7}{'recov h':>9}{'rework':>8}")
+    click.echo(f"\n{'service':<18}{'team':<12}{'deploys':>8}{'lead h':>9}{'CFR':>7}{'recov h':>9}{'rework':>8}")
     for service, team, deployments, cfr, rework in rows:
         click.echo(
-            f"{service:<16}{team:<12}{deployments:>8}{_num(lead.get(service)):>9}"
+            f"{service:<18}{team:<12}{deployments:>8}{_num(lead.get(service)):>9}"
             f"{_pct(cfr):>7}{_num(recovery.get(service)):>9}{_pct(rework):>8}"
         )
     click.echo(

@@ -7,19 +7,41 @@ from dagster import AssetKey
 from dora_pipeline.defs import build_definitions
 
 RAW_TO_STAGING = {
-    "pipelines": "stg_gearset__pipelines",
-    "environments": "stg_gearset__environments",
-    "deployments": "stg_gearset__deployments",
-    "deployment_pull_requests": "stg_gearset__deployment_pull_requests",
-    "reported_bugs": "stg_gearset__reported_bugs",
+    ("gearset", "pipelines"): "stg_gearset__pipelines",
+    ("gearset", "environments"): "stg_gearset__environments",
+    ("gearset", "deployments"): "stg_gearset__deployments",
+    ("gearset", "deployment_pull_requests"): "stg_gearset__deployment_pull_requests",
+    ("gearset", "reported_bugs"): "stg_gearset__reported_bugs",
+    ("gitlab", "projects"): "stg_gitlab__projects",
+    ("gitlab", "environments"): "stg_gitlab__environments",
+    ("gitlab", "deployments"): "stg_gitlab__deployments",
+    ("gitlab", "deployment_merge_requests"): "stg_gitlab__deployment_merge_requests",
+    ("gitlab", "merge_requests"): "stg_gitlab__merge_requests",
+    ("gitlab", "incidents"): "stg_gitlab__incidents",
+    ("gitlab", "dora_metrics"): "stg_gitlab__dora_metrics",
+    ("multitudes", "deployments"): "stg_multitudes__deployments",
+    ("gitclear", "pull_requests"): "stg_gitclear__pull_requests",
+    ("gitclear", "report_points"): "stg_gitclear__report_points",
+    ("gearset_automation", "ci_job_runs"): "stg_gearset_automation__ci_job_runs",
 }
 
 
 def test_each_raw_table_feeds_the_staging_model_that_reads_it(settings):
     graph = build_definitions(settings).resolve_asset_graph()
-    for table, model in RAW_TO_STAGING.items():
+    for raw, model in RAW_TO_STAGING.items():
         staging = AssetKey(["staging", model])
-        assert graph.get(staging).parent_keys == {AssetKey(["gearset", table])}
+        assert graph.get(staging).parent_keys == {AssetKey(list(raw))}
+
+
+def test_only_configured_sources_are_built(settings, monkeypatch):
+    monkeypatch.setenv("SOURCES__GITLAB__PRIVATE_TOKEN", "t")
+    graph = build_definitions(settings).resolve_asset_graph()
+    raw_sources = {
+        k.path[0] for k in graph.get_all_asset_keys() if k.path[0] not in ("staging", "intermediate", "marts")
+    }
+    assert raw_sources == {"gitlab"}
+    assert AssetKey(["staging", "stg_gearset__deployments"]) not in graph.get_all_asset_keys()
+    assert AssetKey(["marts", "dora_metrics_daily"]) in graph.get_all_asset_keys()
 
 
 def test_dbt_tests_are_asset_checks_and_the_refresh_is_scheduled(settings):

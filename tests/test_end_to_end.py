@@ -12,8 +12,10 @@ from pathlib import Path
 import duckdb
 from warehouse_checks import differences, mart_rows, string_values_containing, table_fingerprint
 
+from dora_pipeline.defs import build_definitions
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF, build_world
+from dora_pipeline.sources.registry import SOURCES
 
 LOOKBACK = timedelta(days=30)  # the source's default look-back
 
@@ -31,16 +33,68 @@ def test_demo_command_builds_marts_equal_to_ground_truth(tmp_path: Path):
     assert differences(tmp_path / "demo.duckdb", truth_world) == []
     rows = mart_rows(tmp_path / "demo.duckdb")
     assert len(rows) > 300
-    assert {r["team"] for r in rows.values()} == {"payments", "customer"}
+    assert {r["team"] for r in rows.values()} == {s.team for s in truth_world.services}
 
 
-def test_refresh_materialises_every_asset_and_keeps_tokens_out(settings, sandbox, point_at_sandbox):
+def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_out(settings, sandbox, point_at_sandbox):
+    graph = build_definitions(settings).resolve_asset_graph()
+    raw_tables = {k for k in graph.get_all_asset_keys() if k.path[0] in SOURCES}
+    assert {k.path[0] for k in raw_tables} == set(SOURCES)  # every source enabled by the sandbox
+
     outcome = run_refresh(settings)
 
-    assert outcome.materialized == 20  # 5 raw tables + 15 dbt models
-    assert outcome.checks_passed >= 20
+    assert outcome.materialized == len(graph.get_all_asset_keys())
+    assert outcome.checks_passed == len(list(graph.asset_check_keys))
     assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
-    assert string_values_containing(settings.duckdb_path, sandbox.gearset.token) == []
+    for state in sandbox.states.values():
+        assert string_values_containing(settings.duckdb_path, state.token) == []
+
+
+def test_gitlab_reconciliation_shows_no_difference(settings, sandbox, point_at_sandbox):
+    run_refresh(settings)
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        statuses = dict(
+            con.execute("select status, count(*) from marts.gitlab_dora_reconciliation group by status").fetchall()
+        )
+        days_with_deployments = con.execute(
+            "select count(*) from marts.gitlab_dora_reconciliation "
+            "where metric = 'deployment_frequency' and gitlab_value > 0"
+        ).fetchall()[0][0]
+    expected_days = {
+        (d.service, d.deployed_at.date())
+        for d in sandbox.world.view(sandbox.as_of).deployments
+        if "gitlab" in sandbox.world.service(d.service).tools
+        and d.is_production
+        and not d.is_test
+        and d.status != "failed"
+    }
+    assert statuses == {"match": statuses["match"]} and statuses["match"] > 0
+    assert days_with_deployments == len(expected_days)
+
+
+def test_a_deployment_reported_by_gitlab_and_multitudes_counts_once(settings, sandbox, point_at_sandbox):
+    run_refresh(settings)
+    shared = [s.name for s in sandbox.world.services if {"gitlab", "multitudes"} <= set(s.tools)]
+    truth = sum(
+        1
+        for d in sandbox.world.view(sandbox.as_of).deployments
+        if d.service in shared and d.is_production and not d.is_test and d.status != "failed"
+    )
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        by_source = dict(
+            con.execute(
+                "select source, count(*) filter (where is_counted) from marts.deployments "
+                "where service in (select unnest(?)) group by source",
+                [shared],
+            ).fetchall()
+        )
+        duplicates = con.execute(
+            "select count(*) from marts.deployments where exclusion_reason = 'duplicate' "
+            "and source = 'multitudes' and service in (select unnest(?))",
+            [shared],
+        ).fetchall()[0][0]
+    assert by_source == {"gitlab": truth, "multitudes": 0}
+    assert duplicates >= truth
 
 
 def test_second_run_without_new_data_changes_nothing(settings, sandbox, point_at_sandbox):
@@ -54,36 +108,47 @@ def test_second_run_without_new_data_changes_nothing(settings, sandbox, point_at
     starts = [
         datetime.fromisoformat(r["params"]["StartDate"].replace("Z", "+00:00"))
         for r in sandbox.gearset.requests[first_run_requests:]
-        if r["method"] == "POST"
+        if r["path"] == "/public/reporting/deployments"
     ]
-    newest = max(d.deployed_at for d in sandbox.world.view(sandbox.as_of).deployments)
+    pipelines = {s.name for s in sandbox.world.services_in("gearset")}
+    newest = max(d.deployed_at for d in sandbox.world.view(sandbox.as_of).deployments if d.service in pipelines)
     assert starts and min(starts) == newest - LOOKBACK
 
 
 def test_incremental_run_fetches_only_the_look_back_window_and_matches_truth(settings, sandbox, point_at_sandbox):
+    pipelines = {s.name for s in sandbox.world.services_in("gearset")}
     # Observe first while a bug is open; it is resolved by the second run (a changed record).
     bug = next(
         f
         for f in sandbox.world.failures
-        if f.resolved_at and datetime(2026, 9, 1, tzinfo=UTC) < f.detected_at < DEFAULT_AS_OF - LOOKBACK
+        if f.service in pipelines
+        and f.resolved_at
+        and datetime(2026, 9, 1, tzinfo=UTC) < f.detected_at < DEFAULT_AS_OF - LOOKBACK
     )
     first_as_of = bug.detected_at + timedelta(seconds=1)
     sandbox.set_as_of(first_as_of)
     run_refresh(settings)
     first_run_requests = len(sandbox.gearset.requests)
-    served_before = sandbox.gearset.deployments_served
+    served_before = sandbox.gearset.served["deployments"]
+    marks = {name: len(state.requests) for name, state in sandbox.states.items()}
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        gitlab_cursor = con.execute("select max(updated_at) from raw_gitlab.deployments").fetchall()[0][0]
 
     sandbox.set_as_of(DEFAULT_AS_OF)
     point_at_sandbox()
     run_refresh(settings)
 
-    second = [r for r in sandbox.gearset.requests[first_run_requests:] if r["method"] == "POST"]
-    newest_first = max(d.deployed_at for d in sandbox.world.view(first_as_of).deployments)
+    second = [
+        r
+        for r in sandbox.gearset.requests[first_run_requests:]
+        if r["method"] == "POST" and r["path"] == "/public/reporting/deployments"
+    ]
+    newest_first = max(d.deployed_at for d in sandbox.world.view(first_as_of).deployments if d.service in pipelines)
     window_start = min(datetime.fromisoformat(r["params"]["StartDate"].replace("Z", "+00:00")) for r in second)
     assert window_start == newest_first - LOOKBACK
-    now_visible = sandbox.world.view(DEFAULT_AS_OF).deployments
+    now_visible = [d for d in sandbox.world.view(DEFAULT_AS_OF).deployments if d.service in pipelines]
     refetched = [d for d in now_visible if d.deployed_at >= window_start]
-    assert sandbox.gearset.deployments_served - served_before == len(refetched) < len(now_visible)
+    assert sandbox.gearset.served["deployments"] - served_before == len(refetched) < len(now_visible)
 
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         for table, key in (
@@ -101,6 +166,19 @@ def test_incremental_run_fetches_only_the_look_back_window_and_matches_truth(set
     assert resolved_at == bug.resolved_at
     assert _count(settings.duckdb_path, "raw_gearset.deployments") == len(now_visible)
     assert differences(settings.duckdb_path, sandbox.world.view(DEFAULT_AS_OF)) == []
+
+    # the other sources also asked only for what is new (minus their look-back)
+    gitlab = [r["params"] for r in sandbox.requests("gitlab")[marks["gitlab"] :] if r["path"].endswith("/deployments")]
+    assert gitlab and {datetime.fromisoformat(p["updated_after"]) for p in gitlab} == {
+        gitlab_cursor - timedelta(hours=1)
+    }
+    gitclear = [r["params"] for r in sandbox.requests("gitclear")[marks["gitclear"] :] if r["path"].endswith("/audits")]
+    assert gitclear and all(
+        p["start_date"] >= (first_as_of - LOOKBACK - timedelta(days=10)).date().isoformat() for p in gitclear
+    )
+    multitudes_pages = [r for r in sandbox.requests("multitudes")[marks["multitudes"] :]]
+    total_pages = -(-len(sandbox.states["multitudes"].records()) // 100)
+    assert 0 < len(multitudes_pages) < total_pages
 
 
 def _count(path: Path, table: str) -> int:

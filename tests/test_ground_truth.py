@@ -14,6 +14,7 @@ from dora_pipeline.sandbox.world import (
     Change,
     Deployment,
     Failure,
+    Service,
     World,
     build_world,
 )
@@ -59,7 +60,8 @@ def test_daily_metrics_on_a_hand_made_history():
         Failure("f1", "svc", "x", 2, T0 + 26 * H, T0 + 29 * H, "d1", "d3"),
         Failure("f2", "svc", "x", 4, T0 + 30 * H, None, "d2", None),
     ]
-    world = World(1, T0, T0 + 48 * H, [], changes, deployments, failures)
+    service = Service("svc", "team", "id", [], True, ("gearset",), 1)
+    world = World(1, T0, T0 + 48 * H, [service], changes, deployments, failures)
 
     rows = daily_metrics(world)
 

@@ -7,19 +7,21 @@ from dagster import Definitions
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 
-from dora_pipeline.defs.ingestion.assets import gearset_assets
+from dora_pipeline.defs.ingestion.assets import raw_assets
 from dora_pipeline.defs.jobs import daily_refresh, dora_refresh
 from dora_pipeline.defs.warehouse.assets import warehouse_assets
 from dora_pipeline.defs.warehouse.project import dbt_executable, prepared_project
 from dora_pipeline.settings import Settings
+from dora_pipeline.sources.registry import enabled_sources
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     settings.export()
-    project = prepared_project()
+    sources = enabled_sources()
+    project = prepared_project(sources)
     return Definitions(
-        assets=[gearset_assets(settings), warehouse_assets(project)],
+        assets=[*(raw_assets(name, settings) for name in sources), warehouse_assets(project, sources)],
         jobs=[dora_refresh],
         schedules=[daily_refresh],
         resources={

@@ -1,4 +1,4 @@
-"""Emulator of the Gearset Reporting API v3 over the simulated history.
+"""Emulator of Gearset's Reporting API v3 and Automation API over the simulated history.
 
 Implements `shared/api-contracts.md` section 1: `Authorization: token <TOKEN>` and `Api-Version: 3`
 on every request; pipelines and environments; the asynchronous deployments operation (POST with
@@ -8,6 +8,11 @@ query parameters and no body -> `Running` for `running_polls` polls -> `Succeede
 follow the contract's inferred rows. Contract quirks reproduced: `ReportedBugs` is `null` outside
 production or when a pipeline does not track failures, `FirstCommitDate` may be null, empty and
 failed deployments are served, every other bug `Severity` is a string.
+
+Automation API (section 2): `GET /public/automation/continuous-integration-jobs/{id}/status`
+answers `Idle` or `Running` (a run of the job spans `as_of`), and the run history comes from the
+Reporting API v2 CI-job-runs report, an async operation like the v3 deployments report
+(`Api-Version: 2`). Run-request endpoints are not served: extraction never starts runs.
 """
 
 from __future__ import annotations
@@ -15,16 +20,18 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dora_pipeline.sandbox.world import FAILED, PARTIAL, SUCCEEDED, Change, Deployment, World
+from dora_pipeline.sandbox.emulator import EmulatorState
+from dora_pipeline.sandbox.world import CI_JOBS, FAILED, GEARSET, PARTIAL, SUCCEEDED, Change, Deployment, Service, World
 
 STATUS_NAMES = {SUCCEEDED: "Successful", PARTIAL: "PartiallySuccessful", FAILED: "Failed"}
+RUN_DURATION = timedelta(minutes=12)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -36,19 +43,9 @@ def parse_iso(value: str) -> datetime:
 
 
 @dataclass
-class Faults:
-    """Knobs tests turn to exercise the client's error paths."""
-
-    running_polls: int = 1
-    fail_next_operations: int = 0
-    rate_limit_next_requests: int = 0
-    retry_after_seconds: float = 0.1
-    min_poll_interval_seconds: float = 0.0
-
-
-@dataclass
 class Operation:
-    pipeline_id: str
+    kind: str  # deployments | ci_runs
+    subject_id: str  # pipeline id or CI job id
     start: datetime
     end: datetime
     polls: int = 0
@@ -57,28 +54,21 @@ class Operation:
     last_poll: float | None = None
 
 
-class GearsetState:
-    """The emulator's mutable state: the world, the observation moment and the request log."""
+class GearsetState(EmulatorState):
+    """Gearset's view: pipelines, environments, async operations."""
 
     def __init__(self, world: World, as_of: datetime, token: str):
-        self.world = world
-        self.token = token
-        self.faults = Faults()
         self.operations: dict[str, Operation] = {}
-        self.requests: list[dict] = []
-        self.deployments_served = 0
-        self.set_as_of(as_of)
-
-    def set_as_of(self, as_of: datetime) -> None:
-        self.as_of = as_of
-        self.view = self.world.view(as_of)
-        self.bugs_by_deployment: dict[str, list] = {}
-        for failure in self.view.failures:
-            self.bugs_by_deployment.setdefault(failure.caused_by, []).append(failure)
+        self.served: dict[str, int] = {"deployments": 0, "ci_runs": 0}
+        super().__init__(world, as_of, token)
 
     @property
-    def pipelines(self) -> dict[str, object]:
-        return {s.service_id: s for s in self.world.services}
+    def pipelines(self) -> dict[str, Service]:
+        return {s.service_id: s for s in self.world.services_in(GEARSET)}
+
+    @property
+    def ci_jobs(self) -> dict[str, Service]:
+        return {s.service_id: s for s in self.world.services_in(CI_JOBS)}
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -86,29 +76,20 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
 
 
 def build_app(state: GearsetState) -> Starlette:
-    def guard(request: Request) -> JSONResponse | None:
-        state.requests.append(
-            {
-                "method": request.method,
-                "path": request.url.path,
-                "params": dict(request.query_params),
-                "multi_params": request.query_params.multi_items(),
-                "at": time.monotonic(),
-            }
-        )
+    def guard(request: Request, versions: tuple[str | None, ...] = ("3",)) -> JSONResponse | None:
+        state.record(request)
         if request.headers.get("authorization") != f"token {state.token}":
             return _error(401, "Authorization has been denied for this request.")
-        if request.headers.get("api-version") != "3":
-            return _error(400, "This endpoint requires the header 'Api-Version: 3'.")
-        if state.faults.rate_limit_next_requests > 0:
-            state.faults.rate_limit_next_requests -= 1
-            return _error(429, "Too many requests.", {"Retry-After": str(state.faults.retry_after_seconds)})
+        if request.headers.get("api-version") not in versions:
+            return _error(400, f"This endpoint requires the header 'Api-Version: {versions[0]}'.")
+        if (limited := state.take_rate_limit()) is not None:
+            return _error(429, "Too many requests.", limited)
         return None
 
     async def pipelines(request: Request) -> JSONResponse:
         if (denied := guard(request)) is not None:
             return denied
-        return JSONResponse([{"Id": s.service_id, "Name": s.name} for s in state.world.services])
+        return JSONResponse([{"Id": s.service_id, "Name": s.name} for s in state.pipelines.values()])
 
     async def environments(request: Request) -> JSONResponse:
         if (denied := guard(request)) is not None:
@@ -118,20 +99,18 @@ def build_app(state: GearsetState) -> Starlette:
             return _error(404, "Pipeline not found.")
         return JSONResponse([_environment(e) for e in service.environments])
 
-    async def start_deployments(request: Request) -> JSONResponse:
-        if (denied := guard(request)) is not None:
-            return denied
+    def start_operation(request: Request, kind: str, subject_id: str | None, known: dict) -> JSONResponse:
         params = request.query_params
-        missing = [p for p in ("StartDate", "EndDate", "PipelineId") if not params.get(p)]
+        missing = [p for p in ("StartDate", "EndDate") if not params.get(p)] + ([] if subject_id else ["PipelineId"])
         if missing:
             return _error(400, f"Missing required query parameter(s): {', '.join(missing)}.")
-        if params["PipelineId"] not in state.pipelines:
-            return _error(404, "Pipeline not found.")
+        if subject_id not in known:
+            return _error(404, "Pipeline not found." if kind == "deployments" else "Job not found.")
         try:
             start, end = parse_iso(params["StartDate"]), parse_iso(params["EndDate"])
         except ValueError:
             return _error(400, "StartDate and EndDate must be ISO 8601 timestamps.")
-        operation = Operation(params["PipelineId"], start, end)
+        operation = Operation(kind, subject_id, start, end)
         if state.faults.fail_next_operations > 0:
             state.faults.fail_next_operations -= 1
             operation.failed = True
@@ -139,8 +118,31 @@ def build_app(state: GearsetState) -> Starlette:
         state.operations[status_id] = operation
         return JSONResponse({"OperationStatusId": status_id, "Status": "Running"})
 
-    async def operation_status(request: Request) -> JSONResponse:
+    async def start_deployments(request: Request) -> JSONResponse:
         if (denied := guard(request)) is not None:
+            return denied
+        return start_operation(request, "deployments", request.query_params.get("PipelineId"), state.pipelines)
+
+    async def start_ci_runs(request: Request) -> JSONResponse:
+        if (denied := guard(request, ("2",))) is not None:
+            return denied
+        return start_operation(request, "ci_runs", request.path_params["job_id"], state.ci_jobs)
+
+    async def ci_job_status(request: Request) -> JSONResponse:
+        if (denied := guard(request, ("1", None))) is not None:
+            return denied
+        job = state.ci_jobs.get(request.path_params["job_id"])
+        if job is None:
+            return _error(404, "Job not found.")
+        running = any(
+            d.deployed_at - RUN_DURATION <= state.as_of < d.deployed_at
+            for d in state.world.deployments
+            if d.service == job.name
+        )
+        return JSONResponse({"State": "Running" if running else "Idle"})
+
+    async def operation_status(request: Request) -> JSONResponse:
+        if (denied := guard(request, ("3", "2"))) is not None:
             return denied
         operation = state.operations.get(request.path_params["operation_id"])
         if operation is None:
@@ -158,7 +160,7 @@ def build_app(state: GearsetState) -> Starlette:
         return JSONResponse({"Status": "Succeeded", "OperationResultId": operation.result_id})
 
     async def operation_result(request: Request) -> JSONResponse:
-        if (denied := guard(request)) is not None:
+        if (denied := guard(request, ("3", "2"))) is not None:
             return denied
         wanted = request.path_params["operation_id"]
         operation = state.operations.get(wanted) or next(
@@ -166,14 +168,15 @@ def build_app(state: GearsetState) -> Starlette:
         )
         if operation is None or operation.failed or operation.polls <= state.faults.running_polls:
             return _error(404, "Operation result not found.")
+        service = (state.pipelines if operation.kind == "deployments" else state.ci_jobs)[operation.subject_id]
         deployments = [
             d
             for d in state.view.deployments
-            if d.service == state.pipelines[operation.pipeline_id].name
-            and operation.start <= d.deployed_at <= operation.end
+            if d.service == service.name and operation.start <= d.deployed_at <= operation.end
         ]
-        service = state.pipelines[operation.pipeline_id]
-        state.deployments_served += len(deployments)
+        state.served[operation.kind] += len(deployments)
+        if operation.kind == "ci_runs":
+            return JSONResponse({"Runs": [_ci_run(d) for d in deployments]})
         return JSONResponse({"Deployments": [_deployment(state, service, d) for d in deployments]})
 
     return Starlette(
@@ -183,6 +186,8 @@ def build_app(state: GearsetState) -> Starlette:
             Route("/public/reporting/deployments", start_deployments, methods=["POST"]),
             Route("/public/operation/{operation_id}/status", operation_status),
             Route("/public/operation/{operation_id}/result", operation_result),
+            Route("/public/reporting/continuous-integration/job/{job_id}/runs", start_ci_runs, methods=["POST"]),
+            Route("/public/automation/continuous-integration-jobs/{job_id}/status", ci_job_status),
         ]
     )
 
@@ -230,7 +235,7 @@ def _deployment(state: GearsetState, service, d: Deployment) -> dict:
                 "IdentifiedAt": iso(f.detected_at),
                 "ResolvedAt": iso(f.resolved_at),
             }
-            for i, f in enumerate(state.bugs_by_deployment.get(d.deployment_id, []))
+            for i, f in enumerate(state.failures_by_cause.get(d.deployment_id, []))
         ]
     return {
         "Id": d.deployment_id,
@@ -247,4 +252,22 @@ def _deployment(state: GearsetState, service, d: Deployment) -> dict:
         if changes
         else [],
         "ReportedBugs": bugs,
+    }
+
+
+def _ci_run(d: Deployment) -> dict:
+    """A CI job run: validation runs check a release, deployment runs ship it to production."""
+    succeeded = d.status != FAILED
+    return {
+        "Id": d.deployment_id,
+        "StartTimeUtc": iso(d.deployed_at - RUN_DURATION),
+        "EndTimeUtc": iso(d.deployed_at),
+        "DeploymentSucceeded": succeeded,
+        "JobType": "Deployment" if d.is_production else "Validation",
+        "Trigger": "WebHook",
+        "TriggeredBy": "ci-bot",
+        "RunOutcome": "Succeeded" if succeeded else "Failed",
+        "ErrorMessage": None if succeeded else "Component failures during deployment.",
+        "HeadCommitHash": d.revision,
+        "Failures": [] if succeeded else [{"ComponentType": "ApexClass", "Problem": "Compile error"}],
     }

@@ -78,9 +78,10 @@ def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[t
         b.rework += d.is_fix or d.is_rollback
         b.failed += d.deployment_id in failed_deployments
 
+    exposes_changes = {s.name for s in world.services if s.exposes_changes}
     for change_id, d in shipped_by.items():
-        if d.deployment_id in first_of_env:
-            continue  # first_deployment_backlog
+        if d.deployment_id in first_of_env or d.service not in exposes_changes:
+            continue  # first_deployment_backlog, or no tool of the service knows pull requests
         change = world.changes[change_id]
         b = buckets[key(d.service, d.environment, d.deployed_at)]
         starts = {

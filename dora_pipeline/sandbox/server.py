@@ -11,10 +11,27 @@ from datetime import datetime, timedelta
 
 import uvicorn
 
-from dora_pipeline.sandbox.gearset_api import GearsetState, build_app
-from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED, World, build_world
+from dora_pipeline.sandbox import gearset_api, gitclear_api, gitlab_api, multitudes_api
+from dora_pipeline.sandbox.emulator import EmulatorState
+from dora_pipeline.sandbox.gearset_api import GearsetState
+from dora_pipeline.sandbox.world import (
+    CI_JOBS,
+    DEFAULT_AS_OF,
+    DEFAULT_SEED,
+    GEARSET,
+    GITCLEAR,
+    GITLAB,
+    World,
+    build_world,
+)
 
-SANDBOX_TOKEN = "sandbox-token-not-a-secret"
+# Gearset's Reporting and Automation APIs share one host, as they do at api.gearset.com.
+EMULATORS = {
+    "gearset": (GearsetState, gearset_api.build_app),
+    "gitlab": (gitlab_api.GitlabState, gitlab_api.build_app),
+    "multitudes": (multitudes_api.MultitudesState, multitudes_api.build_app),
+    "gitclear": (gitclear_api.GitclearState, gitclear_api.build_app),
+}
 
 
 class LoopbackServer:
@@ -50,37 +67,74 @@ class LoopbackServer:
 
 @dataclass
 class Sandbox:
-    """Every emulator over one simulated world, served on loopback."""
+    """Every emulator over one simulated world, each served on its own loopback port."""
 
     world: World
-    gearset: GearsetState
+    states: dict[str, EmulatorState]
     servers: dict[str, LoopbackServer]
 
     @classmethod
-    def start(cls, seed: int = DEFAULT_SEED, as_of: datetime = DEFAULT_AS_OF, token: str = SANDBOX_TOKEN) -> Sandbox:
+    def start(cls, seed: int = DEFAULT_SEED, as_of: datetime = DEFAULT_AS_OF) -> Sandbox:
         world = build_world(seed)
-        gearset = GearsetState(world, as_of, token)
-        servers = {"gearset": LoopbackServer(build_app(gearset)).start()}
-        return cls(world, gearset, servers)
+        states = {name: state_cls(world, as_of, f"sandbox-{name}-token") for name, (state_cls, _) in EMULATORS.items()}
+        servers = {}
+        try:
+            for name, (_, build_app) in EMULATORS.items():
+                servers[name] = LoopbackServer(build_app(states[name])).start()
+        except Exception:
+            for server in servers.values():
+                server.stop()
+            raise
+        return cls(world, states, servers)
 
-    def set_as_of(self, as_of: datetime) -> None:
-        self.gearset.set_as_of(as_of)
+    @property
+    def gearset(self) -> GearsetState:
+        return self.states["gearset"]
 
     @property
     def as_of(self) -> datetime:
         return self.gearset.as_of
 
+    def set_as_of(self, as_of: datetime) -> None:
+        for state in self.states.values():
+            state.set_as_of(as_of)
+
     def base_url(self, source: str) -> str:
         return self.servers[source].base_url
 
+    def requests(self, emulator: str) -> list[dict]:
+        return self.states[emulator].requests
+
     def source_environment(self) -> dict[str, str]:
         """The `SOURCES__...` settings that point every dlt source at this sandbox."""
+        start = (self.world.start - timedelta(days=1)).isoformat()
+        gitlab_projects = self.world.services_in(GITLAB)
+        ci_jobs = self.world.services_in(CI_JOBS)
         return {
             "SOURCES__GEARSET__BASE_URL": self.base_url("gearset"),
             "SOURCES__GEARSET__API_TOKEN": self.gearset.token,
-            "SOURCES__GEARSET__PIPELINE_IDS": json.dumps([s.service_id for s in self.world.services]),
-            "SOURCES__GEARSET__START_DATE": (self.world.start - timedelta(days=1)).isoformat(),
+            "SOURCES__GEARSET__PIPELINE_IDS": json.dumps([s.service_id for s in self.world.services_in(GEARSET)]),
+            "SOURCES__GEARSET__START_DATE": start,
             "SOURCES__GEARSET__POLL_INTERVAL_SECONDS": "0.05",
+            "SOURCES__GITLAB__BASE_URL": self.base_url("gitlab") + "/api/v4",
+            "SOURCES__GITLAB__PRIVATE_TOKEN": self.states["gitlab"].token,
+            # one project by full path, the others by numeric id: both must work
+            "SOURCES__GITLAB__PROJECTS": json.dumps(
+                [gitlab_projects[0].project_path] + [s.project_id for s in gitlab_projects[1:]]
+            ),
+            "SOURCES__GITLAB__START_DATE": start,
+            "SOURCES__MULTITUDES__BASE_URL": self.base_url("multitudes"),
+            "SOURCES__MULTITUDES__API_TOKEN": self.states["multitudes"].token,
+            "SOURCES__GITCLEAR__BASE_URL": self.base_url("gitclear") + "/api/v1",
+            "SOURCES__GITCLEAR__API_TOKEN": self.states["gitclear"].token,
+            "SOURCES__GITCLEAR__RESOURCE_PATHS": json.dumps([s.project_path for s in self.world.services_in(GITCLEAR)]),
+            "SOURCES__GITCLEAR__START_DATE": start,
+            "SOURCES__GEARSET_AUTOMATION__BASE_URL": self.base_url("gearset"),
+            "SOURCES__GEARSET_AUTOMATION__API_TOKEN": self.gearset.token,
+            "SOURCES__GEARSET_AUTOMATION__CI_JOB_IDS": json.dumps([s.service_id for s in ci_jobs]),
+            "SOURCES__GEARSET_AUTOMATION__JOB_SERVICES": json.dumps({s.service_id: s.name for s in ci_jobs}),
+            "SOURCES__GEARSET_AUTOMATION__START_DATE": start,
+            "SOURCES__GEARSET_AUTOMATION__POLL_INTERVAL_SECONDS": "0.05",
         }
 
     def service_teams(self) -> dict[str, str]:

@@ -6,14 +6,20 @@ depends on the moment it is observed. `World.view(as_of)` then shows what an API
 `as_of` forward therefore grows the history exactly as time would, which is how incremental runs
 are tested.
 
-The rules the emulators rely on when they render this truth (documented in the README):
+Each service lives in one or more tools (`ServiceSpec.tools`); every emulator renders its own view
+of the same history. The rules the emulators rely on (documented in the README):
 - a hotfix change has a `hotfix/` feature name, a rollback change a `revert/` feature name and a
   title starting with `Revert `; no other change does;
-- a failure resolves within `MAX_RESOLUTION` of the deployment that caused it, or never.
+- a failure resolves within `MAX_RESOLUTION` of the deployment that caused it, or never;
+- where no tool records a failure's cause (GitLab incidents), the cause is the latest counted
+  deployment of the service before detection, which is what the window link recovers;
+- services in a tool that cannot see emptiness (GitLab, Multitudes, CI jobs) have no empty
+  deployments, and only tools that know pull requests (Gearset, GitLab, GitClear) expose changes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import random
 import uuid
@@ -43,12 +49,19 @@ class Environment:
     is_production: bool
 
 
+GEARSET, GITLAB, MULTITUDES, GITCLEAR, CI_JOBS = "gearset", "gitlab", "multitudes", "gitclear", "gearset_automation"
+CHANGE_TOOLS = {GEARSET, GITLAB, GITCLEAR}
+CAUSE_RECORDING_TOOLS = {GEARSET}
+EMPTINESS_BLIND_TOOLS = {GITLAB, MULTITUDES, CI_JOBS}
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     """What the simulation is asked to build for one service."""
 
     name: str
     team: str
+    tools: tuple[str, ...] = (GEARSET,)
     environments: tuple[str, ...] = ("integration", "uat", PRODUCTION)
     tracks_failures: bool = True
     merges_per_day: float = 3.0
@@ -62,6 +75,17 @@ class Service:
     service_id: str
     environments: list[Environment]
     tracks_failures: bool
+    tools: tuple[str, ...]
+    project_id: int
+
+    @property
+    def exposes_changes(self) -> bool:
+        return bool(CHANGE_TOOLS & set(self.tools))
+
+    @property
+    def project_path(self) -> str:
+        """GitLab full path and GitClear repo path of the service."""
+        return f"acme/{self.name}"
 
     @property
     def production(self) -> Environment:
@@ -80,6 +104,11 @@ class Change:
     opened_at: datetime
     merged_at: datetime
     kind: str  # feature | backlog | hotfix | revert
+
+    @property
+    def merge_sha(self) -> str:
+        """The merge commit every tool that knows the change reports for it."""
+        return hashlib.sha1(self.change_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -143,12 +172,34 @@ class World:
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
 
+    def services_in(self, tool: str) -> list[Service]:
+        return [s for s in self.services if tool in s.tools]
+
 
 DEFAULT_SERVICES = (
     ServiceSpec("billing-api", "payments"),
     ServiceSpec("checkout-web", "payments", merges_per_day=4.0, release_probability=0.85),
     ServiceSpec("crm-core", "customer", environments=("integration", PRODUCTION)),
     ServiceSpec("partner-portal", "customer", tracks_failures=False, release_probability=0.5),
+    ServiceSpec("payments-gateway", "payments", tools=(GITLAB, MULTITUDES), environments=("staging", PRODUCTION)),
+    ServiceSpec(
+        "mobile-backend", "mobile", tools=(GITLAB,), environments=("staging", PRODUCTION), release_probability=0.6
+    ),
+    ServiceSpec(
+        "insights-api",
+        "data",
+        tools=(GITCLEAR, MULTITUDES),
+        environments=("staging", PRODUCTION),
+        tracks_failures=False,
+    ),
+    ServiceSpec(
+        "sf-release-org",
+        "customer",
+        tools=(CI_JOBS,),
+        environments=("validation", PRODUCTION),
+        tracks_failures=False,
+        merges_per_day=2.0,
+    ),
 )
 
 
@@ -192,7 +243,10 @@ class _ServiceHistory:
             service_id=self._uuid(),
             environments=[Environment(self._uuid(), name, name == PRODUCTION) for name in spec.environments],
             tracks_failures=spec.tracks_failures,
+            tools=spec.tools,
+            project_id=1000 + index,
         )
+        self.empty_releases = not (EMPTINESS_BLIND_TOOLS & set(spec.tools))
         self.changes: list[Change] = []
         self.change_index: dict[str, Change] = {}
         self.deployments: list[Deployment] = []
@@ -258,7 +312,24 @@ class _ServiceHistory:
             if when >= self.end:
                 break
             getattr(self, f"_on_{kind}")(when, *payload)
+        if not CAUSE_RECORDING_TOOLS & set(self.spec.tools):
+            self._attribute_causes_by_window()
         return self.service, self.changes, self.deployments, self.failures
+
+    def _attribute_causes_by_window(self) -> None:
+        """Without a tool that records causes, the cause is the latest production release before
+        detection (it is then also the deployment a Multitudes `is_failure` tag marks)."""
+        counted = sorted(
+            (
+                d
+                for d in self.deployments
+                if d.is_production and d.status != FAILED and not d.is_empty and not d.is_test
+            ),
+            key=lambda d: (d.deployed_at, d.deployment_id),
+        )
+        for i, failure in enumerate(self.failures):
+            cause = [d for d in counted if d.deployed_at <= failure.detected_at][-1]
+            self.failures[i] = replace(failure, caused_by=cause.deployment_id)
 
     def _plan_day(self, day: datetime) -> None:
         weekday = day.weekday() < 5
@@ -273,6 +344,13 @@ class _ServiceHistory:
                     self._at(day + timedelta(hours=h) + self._secs(0, 900), "promote", stage)
         if weekday and self.rng.random() < self.spec.release_probability:
             self._at(day + timedelta(hours=11) + self._secs(0, 5 * 3600), "promote", last)
+        if MULTITUDES in self.spec.tools and self.rng.random() < 0.08:
+            self._at(day + self._secs(6 * 3600, 22 * 3600), "test_deploy")
+
+    def _on_test_deploy(self, when: datetime) -> None:
+        """A pipeline test posted to Multitudes with `isTest` (counted nowhere)."""
+        deployment = self._deploy(when, self.service.production, (), SUCCEEDED)
+        self.deployments[-1] = replace(deployment, is_test=True, item_count=1)
 
     def _on_merge(self, when: datetime) -> None:
         self.pending[0].append(self._new_change(when, "feature").change_id)
@@ -280,7 +358,7 @@ class _ServiceHistory:
     def _on_promote(self, when: datetime, stage: int) -> None:
         env = self.service.environments[stage]
         change_ids = tuple(self.pending[stage])
-        if not change_ids and not (env.is_production and self.rng.random() < 0.12):
+        if not change_ids and not (env.is_production and self.empty_releases and self.rng.random() < 0.12):
             return
         roll = self.rng.random()
         if env.is_production and change_ids:

@@ -31,6 +31,7 @@ from typing import Any
 import dlt
 from dlt.sources import DltResource
 
+from dora_pipeline.sources import fields
 from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError
 
 SOURCE = "gearset"
@@ -54,25 +55,11 @@ def format_timestamp(value: datetime) -> str:
 
 
 def parse_timestamp(value: Any, record: str, field: str, required: bool = False) -> datetime | None:
-    if value is None or value == "":
-        if required:
-            raise SourceRecordError(SOURCE, record, field, "is missing")
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise SourceRecordError(SOURCE, record, field, f"is not an ISO 8601 timestamp: {value!r}") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return fields.parse_timestamp(SOURCE, value, record, field, required)
 
 
 def parse_int(value: Any, record: str, field: str) -> int | None:
-    """Counts and severities; Gearset may send a number as a string."""
-    if value is None or value == "":
-        return None
-    try:
-        return int(str(value).strip())
-    except ValueError:
-        raise SourceRecordError(SOURCE, record, field, f"is not a whole number: {value!r}") from None
+    return fields.parse_int(SOURCE, value, record, field)
 
 
 class GearsetReportingClient:
@@ -85,9 +72,11 @@ class GearsetReportingClient:
         poll_interval_seconds: float = 5.0,
         operation_timeout_seconds: float = 900.0,
         sleep: Callable[[float], None] = time.sleep,
+        source: str = SOURCE,
     ):
         headers = {"Authorization": f"token {api_token}", "Api-Version": "3", "Accept": "application/json"}
-        self.api = ApiClient(SOURCE, base_url, headers)
+        self.source = source
+        self.api = ApiClient(source, base_url, headers)
         self.poll_interval_seconds = poll_interval_seconds
         self.operation_timeout_seconds = operation_timeout_seconds
         self._sleep = sleep
@@ -99,37 +88,42 @@ class GearsetReportingClient:
         return self.api.request("GET", "/public/reporting/environments", {"PipelineId": pipeline_id})
 
     def deployments(self, pipeline_id: str, start: datetime, end: datetime) -> list[dict]:
-        """Start the report, poll its status no faster than the interval, fetch its result."""
+        """The v3 deployments report of one pipeline and window."""
         params = {"StartDate": format_timestamp(start), "EndDate": format_timestamp(end), "PipelineId": pipeline_id}
         what = f"deployments report for pipeline {pipeline_id} from {params['StartDate']} to {params['EndDate']}"
-        started = self.api.request("POST", "/public/reporting/deployments", params)
+        return self.async_report("/public/reporting/deployments", params, "Deployments", what, "3")
+
+    def async_report(self, path: str, params: dict, result_key: str, what: str, api_version: str) -> list[dict]:
+        """Start a report, poll its status no faster than the interval, fetch its result."""
+        version = {"Api-Version": api_version}
+        started = self.api.request("POST", path, params, version)
         status_id = started.get("OperationStatusId") if isinstance(started, dict) else None
         if not status_id:
-            raise SourceError(SOURCE, f"{what}: the start response carried no OperationStatusId")
+            raise SourceError(self.source, f"{what}: the start response carried no OperationStatusId")
         deadline = time.monotonic() + self.operation_timeout_seconds
         while True:
             self._sleep(self.poll_interval_seconds)
-            status = self.api.request("GET", f"/public/operation/{status_id}/status")
+            status = self.api.request("GET", f"/public/operation/{status_id}/status", headers=version)
             state = status.get("Status")
             if state == "Succeeded":
                 break
             if state == "Failed":
                 reason = status.get("Error") or "no reason given"
-                raise SourceError(SOURCE, f"{what} failed on Gearset's side: {reason}")
+                raise SourceError(self.source, f"{what} failed on Gearset's side: {reason}")
             if state != "Running":
-                raise SourceError(SOURCE, f"{what}: unexpected operation status {state!r}")
+                raise SourceError(self.source, f"{what}: unexpected operation status {state!r}")
             if time.monotonic() > deadline:
                 raise SourceError(
-                    SOURCE,
+                    self.source,
                     f"{what} still running after {self.operation_timeout_seconds:.0f} s",
-                    hint="raise sources.gearset.operation_timeout_seconds",
+                    hint=f"raise sources.{self.source}.operation_timeout_seconds",
                 )
         result_id = status.get("OperationResultId") or status_id
-        result = self.api.request("GET", f"/public/operation/{result_id}/result")
-        deployments = result.get("Deployments") if isinstance(result, dict) else None
-        if not isinstance(deployments, list):
-            raise SourceError(SOURCE, f"{what}: the result has no 'Deployments' list")
-        return deployments
+        result = self.api.request("GET", f"/public/operation/{result_id}/result", headers=version)
+        rows = result.get(result_key) if isinstance(result, dict) else None
+        if not isinstance(rows, list):
+            raise SourceError(self.source, f"{what}: the result has no {result_key!r} list")
+        return rows
 
     def close(self) -> None:
         self.api.close()

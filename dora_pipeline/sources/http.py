@@ -88,11 +88,17 @@ class ApiClient:
             reraise=True,
         )
 
-    def request(self, method: str, path: str, params: Any = None) -> Any:
+    def request(self, method: str, path: str, params: Any = None, headers: dict | None = None) -> Any:
         """Send one request (retrying what is transient) and return its decoded JSON body."""
+        return self.exchange(method, path, params, headers)[0]
+
+    def exchange(
+        self, method: str, path: str, params: Any = None, headers: dict | None = None
+    ) -> tuple[Any, httpx.Headers]:
+        """Like `request`, also returning the response headers (pagination lives there)."""
         what = f"{method} {path}"
         try:
-            response = self._retrying(self._send, method, path, params)
+            response = self._retrying(self._send, method, path, params, headers)
         except _Retryable as exc:
             raise SourceHTTPError(self.source, what, exc.response.status_code, _detail(exc.response)) from None
         except httpx.TransportError as exc:
@@ -100,12 +106,12 @@ class ApiClient:
         if response.is_error:
             raise SourceHTTPError(self.source, what, response.status_code, _detail(response))
         try:
-            return response.json()
+            return response.json(), response.headers
         except ValueError:
             raise SourceError(self.source, f"{what} answered a body that is not JSON") from None
 
-    def _send(self, method: str, path: str, params: Any) -> httpx.Response:
-        response = self._client.request(method, path, params=params)
+    def _send(self, method: str, path: str, params: Any, headers: dict | None) -> httpx.Response:
+        response = self._client.request(method, path, params=params, headers=headers)
         if response.status_code in RETRYABLE_STATUS:
             raise _Retryable(response)
         return response

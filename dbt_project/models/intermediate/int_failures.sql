@@ -2,7 +2,7 @@
 -- (`explicit`), else the latest counted deployment of the service at or before detection within
 -- `failure_window_days` (`window`), else `none`. Recovery durations are computed here.
 with unioned as (
-    select *, cast(null as varchar) as source_service from {{ ref('int_gearset__failures') }}
+    select * from {{ ref('int_failures_unioned') }}
 ),
 
 deployments as (

@@ -14,6 +14,8 @@ select
     is_empty,
     is_fix,
     is_rollback,
+    is_failure_reported,
+    duplicate_of,
     is_counted,
     exclusion_reason,
     is_first_counted_in_environment

@@ -10,7 +10,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from dora_pipeline.settings import Settings
-from dora_pipeline.sources.gearset import gearset_source
+from dora_pipeline.sources.registry import SOURCES
 
 
 class RawTableTranslator(DagsterDltTranslator):
@@ -33,16 +33,19 @@ def raw_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
     )
 
 
-def gearset_assets(settings: Settings) -> AssetsDefinition:
-    # Placeholder arguments describe the resources without resolving configuration; the run
-    # builds the source again so dlt injects the real configuration and secrets.
+def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
+    """One multi-asset per source: every selected dlt resource is an asset."""
+    spec = SOURCES[name]
+
+    # The placeholder source describes the resources; the run builds the source again so dlt
+    # injects the real configuration and secrets.
     @dlt_assets(
-        dlt_source=gearset_source(pipeline_ids=[], api_token="", base_url=""),
-        dlt_pipeline=raw_pipeline("gearset", settings),
-        name="gearset_raw",
+        dlt_source=spec.describe(),
+        dlt_pipeline=raw_pipeline(name, settings),
+        name=f"{name}_raw",
         dagster_dlt_translator=RawTableTranslator(),
     )
-    def gearset_raw(context: AssetExecutionContext, dlt: DagsterDltResource):
-        yield from dlt.run(context=context, dlt_source=gearset_source())
+    def load_raw(context: AssetExecutionContext, dlt: DagsterDltResource):
+        yield from dlt.run(context=context, dlt_source=spec.build())
 
-    return gearset_raw
+    return load_raw

@@ -1,6 +1,7 @@
 """dbt models as Dagster assets; dbt tests (raw source tests too) as asset checks."""
 
 import json
+from pathlib import Path
 
 import dlt
 from dagster import AssetExecutionContext, AssetsDefinition
@@ -9,18 +10,25 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 TRANSLATOR = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
 
 
-def dbt_vars() -> dict:
+def dbt_vars(sources: list[str]) -> dict:
     """Metric settings from dlt's configuration (`[dora]` in .dlt/config.toml or `DORA__*`)."""
     return {
+        "dora_sources": sources,
         "service_teams": dlt.config.get("dora.service_teams", dict) or {},
         "failure_window_days": dlt.config.get("dora.failure_window_days", int) or 7,
         "failure_severity_threshold": dlt.config.get("dora.failure_severity_threshold", int),
     }
 
 
-def warehouse_assets(project: DbtProject) -> AssetsDefinition:
-    @dbt_assets(manifest=project.manifest_path, project=project, dagster_dbt_translator=TRANSLATOR)
+def warehouse_assets(project: DbtProject, sources: list[str]) -> AssetsDefinition:
+    """The manifest was parsed for `sources`; the build passes the same set."""
+
+    # The manifest as a dict: dagster-dbt caches manifests read by path for the whole process,
+    # and it changes with the enabled sources.
+    manifest = json.loads(Path(project.manifest_path).read_text())
+
+    @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=TRANSLATOR)
     def dora_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars())], context=context).stream()
+        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(sources))], context=context).stream()
 
     return dora_dbt_models

@@ -1,16 +1,18 @@
-"""The dbt project and its manifest, prepared whenever it is missing or older than the sources.
+"""The dbt project and its manifest, prepared whenever it is missing or stale.
 
 `@dbt_assets` reads `manifest.json` at import time and dagster-dbt only prepares it under
 `dagster dev`; preparing it here means the demo, the tests, CI and `dagster dev` all just work.
+The manifest depends on which sources are enabled (their models are enabled through the var
+`dora_sources`), so a change of that set re-parses too.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
-from dagster_dbt import DbtProject
-from dagster_dbt.dbt_project import DagsterDbtProjectPreparer
+from dagster_dbt import DbtCliResource, DbtProject
 
 from dora_pipeline.settings import DBT_PROJECT_DIR
 
@@ -28,9 +30,20 @@ def _newest_source_mtime(project_dir: Path) -> float:
     return max(p.stat().st_mtime for p in files if p.exists())
 
 
-def prepared_project() -> DbtProject:
+def prepared_project(sources: list[str]) -> DbtProject:
     project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
     manifest = Path(project.manifest_path)
-    if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime(DBT_PROJECT_DIR):
-        DagsterDbtProjectPreparer().prepare(project)
+    marker = manifest.parent / "dora_sources.json"
+    wanted = json.dumps(sorted(sources))
+    stale = (
+        not manifest.exists()
+        or manifest.stat().st_mtime < _newest_source_mtime(DBT_PROJECT_DIR)
+        or not marker.exists()
+        or marker.read_text() != wanted
+    )
+    if stale:
+        args = ["parse", "--quiet", "--vars", json.dumps({"dora_sources": sources})]
+        dbt = DbtCliResource(project_dir=project, dbt_executable=dbt_executable())
+        dbt.cli(args, target_path=project.target_path).wait()
+        marker.write_text(wanted)
     return project

@@ -35,7 +35,8 @@ select
     false as is_test,
     deployments.is_empty,
     coalesce(remedies.is_fix, false) as is_fix,
-    coalesce(remedies.is_rollback, false) as is_rollback
+    coalesce(remedies.is_rollback, false) as is_rollback,
+    false as is_failure_reported
 from deployments
 left join environments on deployments.environment_id = environments.environment_id
 left join pipelines on deployments.pipeline_id = pipelines.pipeline_id

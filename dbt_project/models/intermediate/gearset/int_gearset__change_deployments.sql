@@ -1,5 +1,5 @@
 -- Each (feature pull request, deployment) pair Gearset lists: the explicit link between a
--- change and every deployment that promoted it. Unmerged pull requests are not changes.
+-- change and every deployment that promoted it.
 with pull_requests as (
     select * from {{ ref('stg_gearset__deployment_pull_requests') }}
 ),
@@ -8,16 +8,10 @@ deployments as (
     select * from {{ ref('stg_gearset__deployments') }}
 )
 
-select
+select distinct
     'gearset:' || deployments.pipeline_id || ':' || pull_requests.pull_request_number as change_id,
-    'gearset' as source,
-    cast(pull_requests.pull_request_number as varchar) as source_change_id,
     'gearset:' || pull_requests.deployment_id as deployment_id,
-    pull_requests.title,
-    pull_requests.opened_at,
-    pull_requests.merged_at,
-    pull_requests.first_commit_at,
-    cast(null as varchar) as merge_sha
+    'explicit' as link_method
 from pull_requests
 inner join deployments on pull_requests.deployment_id = deployments.deployment_id
 where pull_requests.merged_at is not null

@@ -1,0 +1,29 @@
+-- Gearset feature pull requests that merged: the changes of a pipeline. Gearset reports them
+-- only inside deployments, so every change here has been promoted at least once.
+with pull_requests as (
+    select * from {{ ref('stg_gearset__deployment_pull_requests') }}
+),
+
+deployments as (
+    select * from {{ ref('stg_gearset__deployments') }}
+),
+
+pipelines as (
+    select * from {{ ref('stg_gearset__pipelines') }}
+)
+
+select
+    'gearset:' || deployments.pipeline_id || ':' || pull_requests.pull_request_number as change_id,
+    'gearset' as source,
+    cast(pull_requests.pull_request_number as varchar) as source_change_id,
+    any_value(coalesce(pipelines.pipeline_name, deployments.pipeline_id)) as service,
+    any_value(pull_requests.title) as title,
+    min(pull_requests.opened_at) as opened_at,
+    min(pull_requests.merged_at) as merged_at,
+    min(pull_requests.first_commit_at) as first_commit_at,
+    cast(null as varchar) as merge_sha
+from pull_requests
+inner join deployments on pull_requests.deployment_id = deployments.deployment_id
+left join pipelines on deployments.pipeline_id = pipelines.pipeline_id
+where pull_requests.merged_at is not null
+group by 1, 2, 3

@@ -1,0 +1,18 @@
+-- CI job runs as deployments: a deployment run to the job's environment (configuration says
+-- which: the API cannot); a validation run deploys nothing and is kept as a test deployment.
+select
+    'gearset_automation:' || run_id as deployment_id,
+    'gearset_automation' as source,
+    run_id as source_deployment_id,
+    service,
+    environment,
+    coalesce(lower(environment) like 'prod%', false) as is_production,
+    case when deployment_succeeded then 'succeeded' else 'failed' end as status,
+    ended_at as deployed_at,
+    head_commit_hash as revision,
+    coalesce(job_type = 'Validation', false) as is_test,
+    false as is_empty,
+    false as is_fix,
+    false as is_rollback,
+    false as is_failure_reported
+from {{ ref('stg_gearset_automation__ci_job_runs') }}

@@ -1,0 +1,6 @@
+-- Every enabled source's deployments in the unified shape, one union.
+{{ union_sources('deployments', {
+    'deployment_id': 'varchar', 'source': 'varchar', 'source_deployment_id': 'varchar', 'service': 'varchar',
+    'environment': 'varchar', 'is_production': 'boolean', 'status': 'varchar', 'deployed_at': 'timestamp',
+    'revision': 'varchar', 'is_test': 'boolean', 'is_empty': 'boolean', 'is_fix': 'boolean',
+    'is_rollback': 'boolean', 'is_failure_reported': 'boolean'}) }}

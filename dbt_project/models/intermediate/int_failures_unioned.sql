@@ -1,0 +1,5 @@
+-- Every enabled source's failures, one union.
+{{ union_sources('failures', {
+    'failure_id': 'varchar', 'source': 'varchar', 'source_failure_id': 'varchar', 'title': 'varchar',
+    'severity': 'bigint', 'detected_at': 'timestamp', 'resolved_at': 'timestamp',
+    'caused_by_deployment_id': 'varchar', 'fixed_by_deployment_id': 'varchar', 'source_service': 'varchar'}) }}

@@ -1,0 +1,12 @@
+select
+    repo,
+    number as pull_request_number,
+    title,
+    state,
+    head_branch,
+    {{ utc('created_at') }} as opened_at,
+    {{ utc('merged_at') }} as merged_at,
+    {{ utc('first_commit_at') }} as first_commit_at,
+    merge_sha
+from {{ source('gitclear', 'pull_requests') }}
+qualify row_number() over (partition by repo, number order by _dlt_load_id desc) = 1

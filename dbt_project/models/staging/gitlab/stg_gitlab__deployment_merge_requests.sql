@@ -1,0 +1,12 @@
+select
+    deployment_id,
+    merge_request_id,
+    iid as merge_request_iid,
+    project_id,
+    title,
+    source_branch,
+    {{ utc('created_at') }} as opened_at,
+    {{ utc('merged_at') }} as merged_at,
+    merge_commit_sha
+from {{ source('gitlab', 'deployment_merge_requests') }}
+qualify row_number() over (partition by deployment_id, merge_request_id order by _dlt_load_id desc) = 1

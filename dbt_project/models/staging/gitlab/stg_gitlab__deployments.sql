@@ -1,0 +1,17 @@
+select
+    id as deployment_id,
+    project_id,
+    environment_id,
+    environment_name,
+    case status
+        when 'success' then 'succeeded'
+        when 'failed' then 'failed'
+        when 'canceled' then 'cancelled'
+        else 'running'
+    end as status,
+    sha,
+    {{ utc('created_at') }} as created_at,
+    {{ utc('updated_at') }} as updated_at,
+    {{ utc('finished_at') }} as finished_at
+from {{ source('gitlab', 'deployments') }}
+qualify row_number() over (partition by id order by _dlt_load_id desc) = 1

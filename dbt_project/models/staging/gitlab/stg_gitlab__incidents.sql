@@ -1,0 +1,11 @@
+select
+    id as incident_id,
+    iid as incident_iid,
+    project_id,
+    title,
+    state,
+    severity,
+    {{ utc('created_at') }} as detected_at,
+    {{ utc('closed_at') }} as resolved_at
+from {{ source('gitlab', 'incidents') }}
+qualify row_number() over (partition by id order by _dlt_load_id desc) = 1

@@ -1,0 +1,58 @@
+"""What every emulator shares: the world view at `as_of`, a request log and injectable faults."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from starlette.requests import Request
+
+from dora_pipeline.sandbox.world import World
+
+
+@dataclass
+class Faults:
+    """Knobs tests turn to exercise a client's error paths."""
+
+    running_polls: int = 1
+    fail_next_operations: int = 0
+    rate_limit_next_requests: int = 0
+    retry_after_seconds: float | None = 0.1
+    min_poll_interval_seconds: float = 0.0
+
+
+class EmulatorState:
+    """Mutable state of one emulator; `set_as_of` moves time forward (or back) for every view."""
+
+    def __init__(self, world: World, as_of: datetime, token: str):
+        self.world = world
+        self.token = token
+        self.faults = Faults()
+        self.requests: list[dict] = []
+        self.set_as_of(as_of)
+
+    def set_as_of(self, as_of: datetime) -> None:
+        self.as_of = as_of
+        self.view = self.world.view(as_of)
+        self.failures_by_cause: dict[str, list] = {}
+        for failure in self.view.failures:
+            self.failures_by_cause.setdefault(failure.caused_by, []).append(failure)
+
+    def record(self, request: Request) -> None:
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.url.path,
+                "params": dict(request.query_params),
+                "at": time.monotonic(),
+            }
+        )
+
+    def take_rate_limit(self) -> dict[str, str] | None:
+        """Headers of a 429 to answer now, or None to serve the request."""
+        if self.faults.rate_limit_next_requests <= 0:
+            return None
+        self.faults.rate_limit_next_requests -= 1
+        after = self.faults.retry_after_seconds
+        return {} if after is None else {"Retry-After": str(after)}

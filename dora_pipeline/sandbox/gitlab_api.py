@@ -1,0 +1,409 @@
+"""Emulator of the GitLab REST API v4 endpoints dora-pipeline reads (`shared/api-contracts.md` §4).
+
+Served: `/projects/:id` (numeric or URL-encoded path), `/environments` (the only place with a
+`tier`), `/deployments` (no top-level `finished_at`: it is `deployable.finished_at`; status moves
+from `running` to `success`/`failed` and `updated_at` with it; `updated_after` needs
+`order_by=updated_at`), `/deployments/:id/merge_requests`, `/merge_requests` and their
+`/commits`, incidents through `/issues?issue_type=incident` (severity as a `severity::N` label and
+the inferred `severity` field), and `/dora/metrics` computed the way GitLab computes it (daily
+rows only where a day has data, CFR = incidents / max(deployments, 1), medians per day, at most
+180 days). Offset pagination with `X-Page`, `X-Next-Page` (empty on the last page), `X-Total`,
+`X-Total-Pages` and `Link`. Auth: `PRIVATE-TOKEN` or `Authorization: Bearer`.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from urllib.parse import unquote, urlencode
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from dora_pipeline.sandbox.emulator import EmulatorState
+from dora_pipeline.sandbox.world import FAILED, GITLAB, Change, Deployment, Failure, Service, World
+
+SEVERITY_NAMES = {1: "CRITICAL", 2: "HIGH", 3: "MEDIUM", 4: "LOW"}
+CREATION_LEAD = timedelta(minutes=5)  # a deployment is created (running) this long before it finishes
+DORA_METRICS = ("deployment_frequency", "lead_time_for_changes", "time_to_restore_service", "change_failure_rate")
+
+
+def ts(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def parse_ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+class GitlabState(EmulatorState):
+    """GitLab's view: integer ids for projects, deployments, merge requests and incidents."""
+
+    def __init__(self, world: World, as_of: datetime, token: str):
+        self.projects = {s.project_id: s for s in world.services_in(GITLAB)}
+        services = set(s.name for s in self.projects.values())
+        ours = [d for d in world.deployments if d.service in services and not d.is_test]
+        self.deployment_ids = {d.deployment_id: 10_000 + i for i, d in enumerate(ours)}
+        changes = sorted((c for c in world.changes.values() if c.service in services), key=lambda c: c.change_id)
+        self.mr_ids = {c.change_id: 50_000 + i for i, c in enumerate(changes)}
+        self.incident_ids = {
+            f.failure_id: 90_000 + i for i, f in enumerate(f for f in world.failures if f.service in services)
+        }
+        super().__init__(world, as_of, token)
+
+    def project(self, raw: str) -> Service | None:
+        key = unquote(raw)
+        if key.isdigit():
+            return self.projects.get(int(key))
+        return next((s for s in self.projects.values() if s.project_path == key), None)
+
+    def deployments(self, service: Service) -> list[Deployment]:
+        """Deployments created by `as_of`: finished ones as in the view, one still running if any."""
+        created = [
+            d
+            for d in self.world.deployments
+            if d.service == service.name and not d.is_test and d.deployed_at - CREATION_LEAD <= self.as_of
+        ]
+        return created
+
+    def changes(self, service: Service) -> list[Change]:
+        return [c for c in self.view.changes.values() if c.service == service.name]
+
+    def incidents(self, service: Service) -> list[Failure]:
+        return [f for f in self.view.failures if f.service == service.name]
+
+
+def _error(status: int, message: str, key: str = "message") -> JSONResponse:
+    return JSONResponse({key: message}, status_code=status)
+
+
+def _paginate(request: Request, items: list) -> JSONResponse:
+    params = request.query_params
+    try:
+        page = max(1, int(params.get("page", 1)))
+        per_page = min(100, max(1, int(params.get("per_page", 20))))
+    except ValueError:
+        return _error(400, "page and per_page must be integers", "error")
+    total = len(items)
+    pages = max(1, -(-total // per_page))
+    chunk = items[(page - 1) * per_page : page * per_page]
+    next_page = str(page + 1) if page < pages else ""
+    headers = {
+        "X-Page": str(page),
+        "X-Per-Page": str(per_page),
+        "X-Next-Page": next_page,
+        "X-Prev-Page": str(page - 1) if page > 1 else "",
+        "X-Total": str(total),
+        "X-Total-Pages": str(pages),
+    }
+    base = str(request.url).split("?")[0]
+    other = {k: v for k, v in params.items() if k != "page"}
+    links = [f'<{base}?{urlencode({**other, "page": page + 1})}>; rel="next"'] if next_page else []
+    links.append(f'<{base}?{urlencode({**other, "page": 1})}>; rel="first"')
+    links.append(f'<{base}?{urlencode({**other, "page": pages})}>; rel="last"')
+    headers["Link"] = ", ".join(links)
+    return JSONResponse(chunk, headers=headers)
+
+
+def build_app(state: GitlabState) -> Starlette:
+    routes: list[tuple[re.Pattern, callable]] = []
+
+    def route(pattern: str):
+        def register(handler):
+            routes.append((re.compile(f"^{pattern}$"), handler))
+            return handler
+
+        return register
+
+    @route(r"")
+    def project(request: Request, service: Service) -> JSONResponse:
+        return JSONResponse(_project(service))
+
+    @route(r"/environments")
+    def environments(request: Request, service: Service) -> JSONResponse:
+        return _paginate(request, [_environment(service, i, e) for i, e in enumerate(service.environments)])
+
+    @route(r"/deployments")
+    def deployments(request: Request, service: Service) -> JSONResponse:
+        params = request.query_params
+        order_by = params.get("order_by", "id")
+        if ("updated_after" in params or "updated_before" in params) and order_by != "updated_at":
+            return _error(400, "`updated_at` filter requires `updated_at` sort", "error")
+        if ("finished_after" in params or "finished_before" in params) and (
+            order_by != "finished_at" or params.get("status") != "success"
+        ):
+            return _error(400, "`finished_at` filter and `finished_at` sorting must be paired", "error")
+        rows = [_deployment(state, service, d) for d in state.deployments(service)]
+        rows = _filter_time(rows, params, "updated_at")
+        if "environment" in params:
+            rows = [r for r in rows if r["environment"]["name"] == params["environment"]]
+        if "status" in params:
+            rows = [r for r in rows if r["status"] == params["status"]]
+        sort_key = {"updated_at": "updated_at", "finished_at": "updated_at"}.get(order_by, "id")
+        rows.sort(key=lambda r: (r[sort_key], r["id"]), reverse=params.get("sort", "asc") == "desc")
+        return _paginate(request, rows)
+
+    @route(r"/deployments/(?P<deployment_id>\d+)/merge_requests")
+    def deployment_merge_requests(request: Request, service: Service, deployment_id: str) -> JSONResponse:
+        deployment = next(
+            (d for d in state.deployments(service) if state.deployment_ids[d.deployment_id] == int(deployment_id)),
+            None,
+        )
+        if deployment is None:
+            return _error(404, "404 Deployment Not Found")
+        linked = (
+            []
+            if deployment.status == FAILED or deployment.deployed_at > state.as_of
+            else [state.view.changes[c] for c in deployment.change_ids if c in state.view.changes]
+        )
+        return _paginate(request, [_merge_request(state, service, c) for c in linked])
+
+    @route(r"/merge_requests")
+    def merge_requests(request: Request, service: Service) -> JSONResponse:
+        params = request.query_params
+        rows = [_merge_request(state, service, c) for c in state.changes(service)]
+        if params.get("state") not in (None, "merged", "all"):
+            rows = []
+        rows = _filter_time(rows, params, "updated_at")
+        key = params.get("order_by", "created_at")
+        rows.sort(key=lambda r: (r.get(key) or "", r["id"]), reverse=params.get("sort", "desc") == "desc")
+        return _paginate(request, rows)
+
+    @route(r"/merge_requests/(?P<iid>\d+)/commits")
+    def merge_request_commits(request: Request, service: Service, iid: str) -> JSONResponse:
+        change = next((c for c in state.changes(service) if c.number == int(iid)), None)
+        if change is None:
+            return _error(404, "404 Merge Request Not Found")
+        if change.first_commit_at is None:  # history rewritten: GitLab no longer lists its commits
+            return _paginate(request, [])
+        times = [change.first_commit_at + (change.opened_at - change.first_commit_at) * k / 3 for k in range(3)]
+        commits = [
+            {
+                "id": f"{change.merge_sha[:-2]}{k:02d}",
+                "short_id": change.merge_sha[:8],
+                "title": change.title,
+                "created_at": ts(t),
+                "authored_date": ts(t),
+                "committed_date": ts(t),
+                "author_name": change.author,
+            }
+            for k, t in enumerate(reversed(times))  # GitLab lists newest first
+        ]
+        return _paginate(request, commits)
+
+    @route(r"/issues")
+    def issues(request: Request, service: Service) -> JSONResponse:
+        params = request.query_params
+        if params.get("issue_type", "incident") != "incident":
+            return _paginate(request, [])
+        rows = [_incident(state, service, f) for f in state.incidents(service)]
+        if params.get("state") in ("opened", "closed"):
+            rows = [r for r in rows if r["state"] == params["state"]]
+        rows = _filter_time(rows, params, "updated_at")
+        key = params.get("order_by", "created_at")
+        rows.sort(key=lambda r: (r[key], r["id"]), reverse=params.get("sort", "desc") == "desc")
+        return _paginate(request, rows)
+
+    @route(r"/dora/metrics")
+    def dora_metrics(request: Request, service: Service) -> JSONResponse:
+        params = request.query_params
+        metric = params.get("metric")
+        if metric not in DORA_METRICS:
+            return _error(400, "metric does not have a valid value", "error")
+        try:
+            end = date.fromisoformat(params.get("end_date", state.as_of.date().isoformat()))
+            start = date.fromisoformat(params.get("start_date", (end - timedelta(days=90)).isoformat()))
+        except ValueError:
+            return _error(400, "start_date and end_date must be dates", "error")
+        if start > end or (end - start).days > 180:
+            return _error(400, "Date range must be in the past 180 days and start before end", "message")
+        tiers = request.query_params.getlist("environment_tiers[]") or ["production"]
+        daily = gitlab_daily_dora(state, service, metric, tiers)
+        rows = [{"date": d.isoformat(), "value": v} for d, v in sorted(daily.items()) if start <= d <= end]
+        if params.get("interval", "daily") == "all":
+            values = [r["value"] for r in rows if r["value"] is not None]
+            return JSONResponse([{"date": None, "value": statistics.median(values) if values else None}])
+        return JSONResponse(rows)
+
+    async def dispatch(request: Request) -> JSONResponse:
+        state.record(request)
+        token = request.headers.get("private-token") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token != state.token:
+            return _error(401, "401 Unauthorized")
+        if (limited := state.take_rate_limit()) is not None:
+            return JSONResponse(
+                {"message": {"error": "This endpoint has been requested too many times. Try again later."}},
+                status_code=429,
+                headers=limited,
+            )
+        raw_path = request.scope.get("raw_path", b"").decode().split("?")[0]
+        match = re.match(r"^/api/v4/projects/([^/]+)(.*)$", raw_path)
+        service = state.project(match.group(1)) if match else None
+        if service is None:
+            return _error(404, "404 Project Not Found")
+        for pattern, handler in routes:
+            found = pattern.match(match.group(2))
+            if found:
+                return handler(request, service, **found.groupdict())
+        return _error(404, "404 Not Found")
+
+    async def group_projects(request: Request) -> JSONResponse:
+        state.record(request)
+        token = request.headers.get("private-token") or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if token != state.token:
+            return _error(401, "401 Unauthorized")
+        raw_path = request.scope.get("raw_path", b"").decode().split("?")[0]
+        match = re.match(r"^/api/v4/groups/([^/]+)/projects$", raw_path)
+        group = unquote(match.group(1)) if match else ""
+        members = [s for s in state.projects.values() if s.project_path.startswith(group + "/")]
+        if not members:
+            return _error(404, "404 Group Not Found")
+        return _paginate(request, [_project(s) for s in members])
+
+    return Starlette(
+        routes=[
+            Route("/api/v4/projects/{rest:path}", dispatch),
+            Route("/api/v4/groups/{rest:path}", group_projects),
+        ]
+    )
+
+
+def _filter_time(rows: list[dict], params, field: str) -> list[dict]:
+    after, before = params.get(f"{field.split('_')[0]}_after"), params.get(f"{field.split('_')[0]}_before")
+    if after:
+        rows = [r for r in rows if parse_ts(r[field]) >= parse_ts(after)]
+    if before:
+        rows = [r for r in rows if parse_ts(r[field]) < parse_ts(before)]
+    return rows
+
+
+def _project(service: Service) -> dict:
+    return {
+        "id": service.project_id,
+        "name": service.name,
+        "path": service.name,
+        "path_with_namespace": service.project_path,
+        "web_url": f"https://gitlab.example.com/{service.project_path}",
+    }
+
+
+def _environment(service: Service, index: int, env) -> dict:
+    return {
+        "id": service.project_id * 10 + index,
+        "name": env.name,
+        "slug": env.name,
+        "external_url": f"https://{env.name}.{service.name}.example.com",
+        "state": "available",
+        "tier": "production" if env.is_production else "staging",
+    }
+
+
+def _deployment(state: GitlabState, service: Service, d: Deployment) -> dict:
+    finished = d.deployed_at <= state.as_of
+    status = ("failed" if d.status == FAILED else "success") if finished else "running"
+    index = next(i for i, e in enumerate(service.environments) if e.name == d.environment)
+    env = _environment(service, index, service.environments[index])
+    created = d.deployed_at - CREATION_LEAD
+    return {
+        "id": state.deployment_ids[d.deployment_id],
+        "iid": state.deployment_ids[d.deployment_id] - 9_999,
+        "ref": "main",
+        "sha": d.revision,
+        "created_at": ts(created),
+        "updated_at": ts(d.deployed_at if finished else created),
+        "status": status,
+        "user": {"username": "deploy-bot"},
+        "environment": {k: env[k] for k in ("id", "name", "slug", "external_url")},
+        "deployable": {
+            "id": state.deployment_ids[d.deployment_id] * 7,
+            "status": status,
+            "stage": "deploy",
+            "name": f"deploy:{d.environment}",
+            "ref": "main",
+            "tag": False,
+            "created_at": ts(created),
+            "started_at": ts(created),
+            "finished_at": ts(d.deployed_at) if finished else None,
+            "commit": {"id": d.revision, "short_id": d.revision[:8], "title": "Release"},
+        },
+    }
+
+
+def _merge_request(state: GitlabState, service: Service, c: Change) -> dict:
+    return {
+        "id": state.mr_ids[c.change_id],
+        "iid": c.number,
+        "project_id": service.project_id,
+        "title": c.title,
+        "state": "merged",
+        "created_at": ts(c.opened_at),
+        "updated_at": ts(c.merged_at),
+        "merged_at": ts(c.merged_at),
+        "closed_at": None,
+        "target_branch": "main",
+        "source_branch": c.feature_name,
+        "author": {"username": c.author},
+        "merge_user": {"username": c.author},
+        "sha": c.merge_sha[::-1],
+        "merge_commit_sha": c.merge_sha,
+        "squash_commit_sha": None,
+        "squash": False,
+        "labels": [],
+        "draft": False,
+        "web_url": f"https://gitlab.example.com/{service.project_path}/-/merge_requests/{c.number}",
+    }
+
+
+def _incident(state: GitlabState, service: Service, f: Failure) -> dict:
+    return {
+        "id": state.incident_ids[f.failure_id],
+        "iid": state.incident_ids[f.failure_id] - 89_999,
+        "project_id": service.project_id,
+        "title": f.title,
+        "state": "closed" if f.resolved_at else "opened",
+        "created_at": ts(f.detected_at),
+        "updated_at": ts(f.resolved_at or f.detected_at),
+        "closed_at": ts(f.resolved_at),
+        "labels": ["incident", f"severity::{f.severity}"],
+        "issue_type": "incident",
+        "type": "INCIDENT",
+        "severity": SEVERITY_NAMES[f.severity],
+    }
+
+
+def gitlab_daily_dora(state: GitlabState, service: Service, metric: str, tiers: list[str]) -> dict[date, float | None]:
+    """GitLab's own daily DORA values, computed as GitLab does (not as our definitions do)."""
+    tier_envs = {e.name for i, e in enumerate(service.environments) if _environment(service, i, e)["tier"] in tiers}
+    deployed = [
+        d
+        for d in state.view.deployments
+        if d.service == service.name and not d.is_test and d.environment in tier_envs and d.status != FAILED
+    ]
+    incidents = state.incidents(service)
+    per_day: dict[date, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for d in deployed:
+        day = per_day[d.deployed_at.date()]
+        day["deployments"].append(d)
+        for change_id in d.change_ids:
+            change = state.view.changes.get(change_id)
+            if change:
+                day["lead"].append(max(0.0, (d.deployed_at - change.merged_at).total_seconds()))
+    for f in incidents:
+        per_day[f.detected_at.date()]["opened"].append(f)
+        if f.resolved_at:
+            per_day[f.resolved_at.date()]["restore"].append((f.resolved_at - f.detected_at).total_seconds())
+    values: dict[date, float | None] = {}
+    for day, data in per_day.items():
+        if metric == "deployment_frequency":
+            values[day] = len(data["deployments"])
+        elif metric == "lead_time_for_changes":
+            values[day] = statistics.median(data["lead"]) if data["lead"] else None
+        elif metric == "time_to_restore_service":
+            values[day] = statistics.median(data["restore"]) if data["restore"] else None
+        else:
+            values[day] = len(data["opened"]) / max(len(data["deployments"]), 1)
+    return values

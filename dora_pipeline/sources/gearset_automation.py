@@ -1,0 +1,139 @@
+"""dlt source for the Gearset Automation API's CI jobs (`shared/api-contracts.md`, section 2).
+
+What the API can tell: a job's current `State` (`Idle`/`Running`), snapshotted each refresh into
+`ci_job_status_history`, and, through the Reporting API v2 CI-job-runs report (async,
+`Api-Version: 2`), each run's start and end, `JobType` (`Deployment` or `Validation`), whether
+the deployment succeeded and the head commit. What it cannot tell: the target org and the
+service, so `job_services` (job id -> service name, default the job id) and `job_environments`
+(job id -> environment, default `production`) come from configuration; and pull requests or
+failures, so a CI-job service has deployment frequency only. Validation runs are kept as test
+deployments (they deploy nothing). The client never POSTs run requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import dlt
+from dlt.sources import DltResource
+
+from dora_pipeline.sources import fields
+from dora_pipeline.sources.gearset import DEFAULT_BASE_URL, GearsetReportingClient, format_timestamp, report_windows
+from dora_pipeline.sources.http import SourceError
+
+SOURCE = "gearset_automation"
+
+
+@dlt.source(name=SOURCE, max_table_nesting=0)
+def gearset_automation_source(
+    ci_job_ids: list = dlt.config.value,
+    api_token: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    job_services: dict | None = None,
+    job_environments: dict | None = None,
+    start_date: str | None = None,
+    lookback_days: float = 30.0,
+    window_days: int = 30,
+    poll_interval_seconds: float = 5.0,
+    operation_timeout_seconds: float = 900.0,
+) -> list[DltResource]:
+    start = fields.parse_timestamp(SOURCE, start_date, "configuration", f"sources.{SOURCE}.start_date") or (
+        datetime.now(UTC) - timedelta(days=365)
+    )
+    jobs = [str(j) for j in fields.as_list(ci_job_ids)]
+
+    def client() -> GearsetReportingClient:
+        if not jobs:
+            raise SourceError(SOURCE, "no CI job ids configured", hint=f"set sources.{SOURCE}.ci_job_ids")
+        if not api_token:
+            raise SourceError(SOURCE, "no api token configured", hint=f"set sources.{SOURCE}.api_token")
+        return GearsetReportingClient(
+            base_url, api_token, poll_interval_seconds, operation_timeout_seconds, source=SOURCE
+        )
+
+    cursor = dlt.sources.incremental("end_time", initial_value=start, lag=lookback_days * 86400)
+    placement = (job_services or {}, job_environments or {})
+    return [ci_job_status_history(client, jobs), ci_job_runs(client, jobs, placement, window_days, cursor)]
+
+
+@dlt.resource(
+    primary_key=("job_id", "observed_at"),
+    write_disposition="append",
+    columns={
+        "job_id": {"data_type": "text"},
+        "observed_at": {"data_type": "timestamp"},
+        "state": {"data_type": "text"},
+    },
+)
+def ci_job_status_history(client, jobs: list[str]) -> Iterator[list[dict]]:
+    api = client()
+    try:
+        observed = datetime.now(UTC)
+        rows = []
+        for job in jobs:
+            body = api.api.request(
+                "GET", f"/public/automation/continuous-integration-jobs/{job}/status", headers={"Api-Version": "1"}
+            )
+            rows.append({"job_id": job, "observed_at": observed, "state": body.get("State")})
+        yield rows
+    finally:
+        api.close()
+
+
+@dlt.resource(
+    primary_key="id",
+    write_disposition="merge",
+    columns={
+        "id": {"data_type": "text"},
+        "job_id": {"data_type": "text"},
+        "service": {"data_type": "text"},
+        "environment": {"data_type": "text"},
+        "start_time": {"data_type": "timestamp"},
+        "end_time": {"data_type": "timestamp"},
+        "deployment_succeeded": {"data_type": "bool"},
+        "job_type": {"data_type": "text"},
+        "trigger": {"data_type": "text"},
+        "run_outcome": {"data_type": "text"},
+        "error_message": {"data_type": "text"},
+        "head_commit_hash": {"data_type": "text"},
+    },
+)
+def ci_job_runs(
+    client,
+    jobs: list[str],
+    placement: tuple[dict, dict],
+    window_days: int,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("end_time"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    services, environments = placement
+    api = client()
+    try:
+        for job in jobs:
+            for start, end in report_windows(cursor.start_value, datetime.now(UTC), window_days):
+                params = {"StartDate": format_timestamp(start), "EndDate": format_timestamp(end)}
+                what = f"CI job runs report for job {job} from {params['StartDate']} to {params['EndDate']}"
+                runs = api.async_report(
+                    f"/public/reporting/continuous-integration/job/{job}/runs", params, "Runs", what, "2"
+                )
+                yield [_run_row(job, r, services.get(job, job), environments.get(job, "production")) for r in runs]
+    finally:
+        api.close()
+
+
+def _run_row(job: str, run: dict, service: str, environment: str) -> dict:
+    record = f"run {run.get('Id')} of CI job {job}"
+    return {
+        "id": str(run.get("Id")),
+        "job_id": job,
+        "service": service,
+        "environment": environment,
+        "start_time": fields.parse_timestamp(SOURCE, run.get("StartTimeUtc"), record, "StartTimeUtc"),
+        "end_time": fields.parse_timestamp(SOURCE, run.get("EndTimeUtc"), record, "EndTimeUtc", required=True),
+        "deployment_succeeded": bool(run.get("DeploymentSucceeded")),
+        "job_type": run.get("JobType"),
+        "trigger": run.get("Trigger"),
+        "run_outcome": run.get("RunOutcome"),
+        "error_message": run.get("ErrorMessage"),
+        "head_commit_hash": run.get("HeadCommitHash"),
+    }

@@ -1,0 +1,235 @@
+"""dlt source for the GitClear API v1 (`shared/api-contracts.md`, section 3), dataset `raw_gitclear`.
+
+Tables: `pull_requests`, `commits` and `tags` from the Audits API (50 records a page, a date range
+per request; incremental on the record's main date with a `lookback_days` lag, because a pull
+request opened before the last run may have merged since), and `report_points` from the Reports API
+(`defect_detected_count`, `mean_hours_to_resolved`: weekly series kept for reconciliation, each
+point dated by the `end_date` in its `url` since its `x` label has no year). Timestamps are read
+in both forms GitClear emits: `YYYY-MM-DD HH:MM:SS UTC` and ISO 8601 with `Z`. Record fields of
+pull requests and tags are inferred by the contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlparse
+
+import dlt
+from dlt.sources import DltResource
+
+from dora_pipeline.sources import fields
+from dora_pipeline.sources.http import ApiClient, SourceError
+
+SOURCE = "gitclear"
+DEFAULT_BASE_URL = "https://www.gitclear.com/api/v1"
+PER_PAGE = 50
+REPORT_SEGMENTS = ("defect_detected_count", "mean_hours_to_resolved")
+
+
+def _ts(value, record: str, field: str) -> datetime | None:
+    return fields.parse_timestamp(SOURCE, value, record, field)
+
+
+@dlt.source(name=SOURCE, max_table_nesting=0)
+def gitclear_source(
+    resource_paths: list = dlt.config.value,
+    api_token: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    team_slug: str = "all-contributors",
+    start_date: str | None = None,
+    lookback_days: float = 30.0,
+) -> list[DltResource]:
+    start = fields.parse_timestamp(SOURCE, start_date, "configuration", "sources.gitclear.start_date") or (
+        datetime.now(UTC) - timedelta(days=365)
+    )
+    settings = (base_url, api_token, fields.as_list(resource_paths))
+    lag = lookback_days * 86400
+
+    def cursor(field: str) -> dlt.sources.incremental:
+        return dlt.sources.incremental(field, initial_value=start, lag=lag)
+
+    return [
+        pull_requests(settings, cursor("created_at")),
+        commits(settings, cursor("authored_at")),
+        tags(settings, cursor("tagged_at")),
+        report_points(settings, team_slug, start),
+    ]
+
+
+def _api(settings: tuple) -> tuple[ApiClient, list[str]]:
+    base_url, token, paths = settings
+    if not paths:
+        raise SourceError(SOURCE, "no resource paths configured", hint="set sources.gitclear.resource_paths")
+    if not token:
+        raise SourceError(SOURCE, "no api token configured", hint="set sources.gitclear.api_token")
+    return ApiClient(SOURCE, base_url, {"Authorization": f"Bearer {token}"}), paths
+
+
+def _audit_pages(settings: tuple, resource_type: str, since: datetime) -> Iterator[tuple[str, list[dict]]]:
+    api, paths = _api(settings)
+    with api:
+        for path in paths:
+            page = 1
+            while True:
+                params = {
+                    "resource_path": path,
+                    "resource_type": resource_type,
+                    "page": page,
+                    "start_date": since.date().isoformat(),
+                    "end_date": datetime.now(UTC).date().isoformat(),
+                }
+                body = api.request("GET", "/audits", params)
+                records = body.get(resource_type) if isinstance(body, dict) else None
+                if not isinstance(records, list):
+                    raise SourceError(SOURCE, f"audits of {path} answered no {resource_type!r} list")
+                yield path, records
+                if not records or page * PER_PAGE >= int(body.get("total_count") or 0):
+                    break
+                page += 1
+
+
+@dlt.resource(
+    primary_key=("repo", "number"),
+    write_disposition="merge",
+    columns={
+        "repo": {"data_type": "text"},
+        "number": {"data_type": "bigint"},
+        "title": {"data_type": "text"},
+        "state": {"data_type": "text"},
+        "created_at": {"data_type": "timestamp"},
+        "merged_at": {"data_type": "timestamp"},
+        "closed_at": {"data_type": "timestamp"},
+        "first_commit_at": {"data_type": "timestamp"},
+        "merge_sha": {"data_type": "text"},
+        "head_branch": {"data_type": "text"},
+        "author": {"data_type": "text"},
+    },
+)
+def pull_requests(
+    settings: tuple,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("created_at"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    for path, records in _audit_pages(settings, "pull_requests", cursor.start_value):
+        rows = []
+        for pr in records:
+            record = f"pull request {pr.get('number')} of {path}"
+            rows.append(
+                {
+                    "repo": pr.get("repo") or path,
+                    "number": fields.parse_int(SOURCE, pr.get("number"), record, "number"),
+                    "title": pr.get("title"),
+                    "state": pr.get("state"),
+                    "created_at": _ts(pr.get("created_at"), record, "created_at"),
+                    "merged_at": _ts(pr.get("merged_at"), record, "merged_at"),
+                    "closed_at": _ts(pr.get("closed_at"), record, "closed_at"),
+                    "first_commit_at": _ts(pr.get("first_commit_at"), record, "first_commit_at"),
+                    "merge_sha": pr.get("merge_sha"),
+                    "head_branch": pr.get("head_branch"),
+                    "author": (pr.get("contributor") or {}).get("username"),
+                }
+            )
+        yield rows
+
+
+@dlt.resource(
+    primary_key="sha",
+    write_disposition="merge",
+    columns={
+        "sha": {"data_type": "text"},
+        "repo": {"data_type": "text"},
+        "authored_at": {"data_type": "timestamp"},
+        "message": {"data_type": "text"},
+        "author": {"data_type": "text"},
+        "diff_delta": {"data_type": "double"},
+    },
+)
+def commits(
+    settings: tuple,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("authored_at"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    for path, records in _audit_pages(settings, "commits", cursor.start_value):
+        yield [
+            {
+                "sha": c.get("sha"),
+                "repo": c.get("repo") or path,
+                "authored_at": _ts(c.get("authored_at"), f"commit {c.get('sha')} of {path}", "authored_at"),
+                "message": c.get("message"),
+                "author": (c.get("contributor") or {}).get("username"),
+                "diff_delta": c.get("diff_delta"),
+            }
+            for c in records
+        ]
+
+
+@dlt.resource(
+    primary_key=("repo", "name"),
+    write_disposition="merge",
+    columns={
+        "repo": {"data_type": "text"},
+        "name": {"data_type": "text"},
+        "sha": {"data_type": "text"},
+        "tagged_at": {"data_type": "timestamp"},
+    },
+)
+def tags(
+    settings: tuple,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("tagged_at"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    for path, records in _audit_pages(settings, "tags", cursor.start_value):
+        yield [
+            {
+                "repo": t.get("repo") or path,
+                "name": t.get("name"),
+                "sha": t.get("sha"),
+                "tagged_at": _ts(t.get("tagged_at"), f"tag {t.get('name')} of {path}", "tagged_at"),
+            }
+            for t in records
+        ]
+
+
+@dlt.resource(
+    primary_key=("resource_path", "segment", "week_end"),
+    write_disposition="merge",
+    columns={
+        "resource_path": {"data_type": "text"},
+        "segment": {"data_type": "text"},
+        "series": {"data_type": "text"},
+        "week_end": {"data_type": "date"},
+        "label": {"data_type": "text"},
+        "value": {"data_type": "double"},
+    },
+)
+def report_points(settings: tuple, team_slug: str, start: datetime) -> Iterator[list[dict]]:
+    api, paths = _api(settings)
+    with api:
+        for path in paths:
+            for segment in REPORT_SEGMENTS:
+                body = api.request(
+                    "GET",
+                    "/reports",
+                    {
+                        "resource_path": path,
+                        "team_slug": team_slug,
+                        "segment_by": segment,
+                        "start_date": start.date().isoformat(),
+                        "end_date": datetime.now(UTC).date().isoformat(),
+                    },
+                )
+                rows = []
+                for series, points in (body.get("series_segments") or {}).items():
+                    for point in points:
+                        end = parse_qs(urlparse(point.get("url") or "").query).get("end_date", [None])[0]
+                        if end is None:
+                            raise SourceError(SOURCE, f"report point {point.get('x')!r} of {path} has no end_date")
+                        rows.append(
+                            {
+                                "resource_path": path,
+                                "segment": segment,
+                                "series": series,
+                                "week_end": end,
+                                "label": point.get("x"),
+                                "value": point.get("y"),
+                            }
+                        )
+                yield rows

@@ -1,0 +1,418 @@
+"""dlt source for GitLab REST API v4 (`shared/api-contracts.md`, section 4), dataset `raw_gitlab`.
+
+Tables: `projects`, `environments` (the only place a tier is exposed), `deployments`
+(incremental on `updated_at` with `order_by=updated_at`, so status changes running -> success are
+re-read; finish time from `deployable.finished_at`), `deployment_merge_requests` (the MRs GitLab
+links to each successful deployment: explicit change links), `merge_requests` (incremental on
+`updated_at`; first commit time = earliest `authored_date` of its commits, where GitLab still lists
+them), `incidents` (issues of type incident, incremental on `updated_at`, severity from the
+`severity::N` label or the `severity` field) and `dora_metrics` (GitLab's own daily values of the
+four metrics, for reconciliation; re-read over `dora_lookback_days`).
+
+Pagination follows `X-Next-Page` (empty string on the last page). Projects are ids or full paths
+(URL-encoded in the request). Groups expand to their projects. Incremental cursors are per
+resource across projects: a project added later is read from the cursor on, not from
+`start_date`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+import dlt
+from dlt.sources import DltResource
+
+from dora_pipeline.sources import fields
+from dora_pipeline.sources.http import ApiClient, SourceError
+
+SOURCE = "gitlab"
+DEFAULT_BASE_URL = "https://gitlab.com/api/v4"
+DORA_METRICS = ("deployment_frequency", "lead_time_for_changes", "time_to_restore_service", "change_failure_rate")
+SEVERITY_BY_NAME = {"CRITICAL": 1, "HIGH": 2, "MEDIUM": 3, "LOW": 4}
+MAX_DORA_RANGE_DAYS = 180
+
+
+def _ts(value: Any, record: str, field: str) -> datetime | None:
+    return fields.parse_timestamp(SOURCE, value, record, field)
+
+
+class GitlabClient:
+    def __init__(self, base_url: str, private_token: str):
+        self.api = ApiClient(SOURCE, base_url, {"PRIVATE-TOKEN": private_token})
+
+    def pages(self, path: str, params: dict | None = None) -> Iterator[list[dict]]:
+        """Every page of an offset-paginated list, following `X-Next-Page`."""
+        page = "1"
+        while page:
+            body, headers = self.api.exchange("GET", path, {**(params or {}), "page": page, "per_page": 100})
+            if not isinstance(body, list):
+                raise SourceError(SOURCE, f"GET {path} answered {type(body).__name__}, not a list")
+            yield body
+            page = headers.get("x-next-page", "")
+
+    def get(self, path: str, params: dict | None = None) -> Any:
+        return self.api.request("GET", path, params)
+
+    def close(self) -> None:
+        self.api.close()
+
+
+def project_ref(project: int | str) -> str:
+    return quote(str(project), safe="")
+
+
+def incident_severity(issue: dict, record: str) -> int | None:
+    for label in issue.get("labels") or []:
+        if isinstance(label, str) and label.lower().startswith("severity::"):
+            return fields.parse_int(SOURCE, label.split("::", 1)[1], record, "labels[severity::]")
+    name = issue.get("severity")
+    return SEVERITY_BY_NAME.get(str(name).upper()) if name else None
+
+
+@dlt.source(name=SOURCE, max_table_nesting=0)
+def gitlab_source(
+    projects: list = dlt.config.value,
+    private_token: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    groups: list | None = None,
+    environment_tiers: list | None = None,
+    start_date: str | None = None,
+    lookback_hours: float = 1.0,
+    dora_lookback_days: int = 30,
+) -> list[DltResource]:
+    """Deployments, merge requests, incidents and DORA metrics of the configured projects."""
+    start = fields.parse_timestamp(SOURCE, start_date, "configuration", "sources.gitlab.start_date") or (
+        datetime.now(UTC) - timedelta(days=365)
+    )
+    settings = GitlabSettings(
+        base_url,
+        private_token,
+        fields.as_list(projects),
+        fields.as_list(groups),
+        fields.as_list(environment_tiers) or ["production"],
+    )
+    lag = lookback_hours * 3600
+    deployment_rows = deployments(settings, dlt.sources.incremental("updated_at", initial_value=start, lag=lag))
+    return [
+        project_records(settings),
+        environments(settings),
+        deployment_rows,
+        deployment_rows | deployment_merge_requests(settings),
+        merge_requests(settings, dlt.sources.incremental("updated_at", initial_value=start, lag=lag)),
+        incidents(settings, dlt.sources.incremental("updated_at", initial_value=start, lag=lag)),
+        dora_metrics(
+            settings, dlt.sources.incremental("date", initial_value=start.date().isoformat(), lag=dora_lookback_days)
+        ),
+    ]
+
+
+class GitlabSettings:
+    def __init__(self, base_url: str, token: str, projects: list, groups: list, tiers: list[str]):
+        self.base_url, self.token, self.projects, self.groups, self.tiers = base_url, token, projects, groups, tiers
+        self._resolved: list[dict] | None = None
+
+    def client(self) -> GitlabClient:
+        if not self.projects and not self.groups:
+            raise SourceError(SOURCE, "no projects or groups configured", hint="set sources.gitlab.projects")
+        if not self.token:
+            raise SourceError(SOURCE, "no private token configured", hint="set sources.gitlab.private_token")
+        return GitlabClient(self.base_url, self.token)
+
+    def resolved_projects(self, client: GitlabClient) -> list[dict]:
+        """Every configured project (and every project of the configured groups), once."""
+        if self._resolved is None:
+            found: dict[int, dict] = {}
+            for project in self.projects:
+                body = client.get(f"/projects/{project_ref(project)}")
+                found[body["id"]] = body
+            for group in self.groups:
+                for page in client.pages(f"/groups/{project_ref(group)}/projects", {"include_subgroups": "true"}):
+                    found.update({p["id"]: p for p in page})
+            self._resolved = list(found.values())
+        return self._resolved
+
+
+def _client_for(settings: GitlabSettings) -> Iterator[tuple[GitlabClient, list[dict]]]:
+    client = settings.client()
+    try:
+        yield client, settings.resolved_projects(client)
+    finally:
+        client.close()
+
+
+@dlt.resource(
+    name="projects",
+    primary_key="id",
+    write_disposition="merge",
+    columns={
+        "id": {"data_type": "bigint"},
+        "name": {"data_type": "text"},
+        "path_with_namespace": {"data_type": "text"},
+        "web_url": {"data_type": "text"},
+    },
+)
+def project_records(settings: GitlabSettings) -> Iterator[list[dict]]:
+    for _, projects in _client_for(settings):
+        yield [{k: p.get(k) for k in ("id", "name", "path_with_namespace", "web_url")} for p in projects]
+
+
+@dlt.resource(
+    primary_key="id",
+    write_disposition="merge",
+    columns={
+        "id": {"data_type": "bigint"},
+        "project_id": {"data_type": "bigint"},
+        "name": {"data_type": "text"},
+        "tier": {"data_type": "text"},
+        "state": {"data_type": "text"},
+    },
+)
+def environments(settings: GitlabSettings) -> Iterator[list[dict]]:
+    for client, projects in _client_for(settings):
+        for project in projects:
+            for page in client.pages(f"/projects/{project['id']}/environments"):
+                yield [
+                    {
+                        "id": e["id"],
+                        "project_id": project["id"],
+                        "name": e.get("name"),
+                        "tier": e.get("tier"),
+                        "state": e.get("state"),
+                    }
+                    for e in page
+                ]
+
+
+DEPLOYMENT_COLUMNS = {
+    "id": {"data_type": "bigint", "nullable": False},
+    "iid": {"data_type": "bigint"},
+    "project_id": {"data_type": "bigint"},
+    "environment_id": {"data_type": "bigint"},
+    "environment_name": {"data_type": "text"},
+    "status": {"data_type": "text"},
+    "sha": {"data_type": "text"},
+    "ref": {"data_type": "text"},
+    "created_at": {"data_type": "timestamp"},
+    "updated_at": {"data_type": "timestamp"},
+    "finished_at": {"data_type": "timestamp"},
+}
+
+
+@dlt.resource(primary_key="id", write_disposition="merge", columns=DEPLOYMENT_COLUMNS)
+def deployments(
+    settings: GitlabSettings,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    for client, projects in _client_for(settings):
+        after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
+        for project in projects:
+            params = {"order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
+            for page in client.pages(f"/projects/{project['id']}/deployments", params):
+                yield [_deployment_row(project["id"], d) for d in page]
+
+
+def _deployment_row(project_id: int, d: dict) -> dict:
+    record = f"deployment {d.get('id')} of project {project_id}"
+    deployable = d.get("deployable") or {}
+    environment = d.get("environment") or {}
+    finished = _ts(deployable.get("finished_at"), record, "deployable.finished_at")
+    updated = _ts(d.get("updated_at"), record, "updated_at")
+    if finished is None and d.get("status") == "success":  # created through the API: no job
+        finished = updated
+    return {
+        "id": d["id"],
+        "iid": d.get("iid"),
+        "project_id": project_id,
+        "environment_id": environment.get("id"),
+        "environment_name": environment.get("name"),
+        "status": d.get("status"),
+        "sha": d.get("sha"),
+        "ref": d.get("ref"),
+        "created_at": _ts(d.get("created_at"), record, "created_at"),
+        "updated_at": updated,
+        "finished_at": finished,
+    }
+
+
+MR_COLUMNS = {
+    "id": {"data_type": "bigint", "nullable": False},
+    "iid": {"data_type": "bigint"},
+    "project_id": {"data_type": "bigint"},
+    "title": {"data_type": "text"},
+    "state": {"data_type": "text"},
+    "created_at": {"data_type": "timestamp"},
+    "updated_at": {"data_type": "timestamp"},
+    "merged_at": {"data_type": "timestamp"},
+    "source_branch": {"data_type": "text"},
+    "target_branch": {"data_type": "text"},
+    "sha": {"data_type": "text"},
+    "merge_commit_sha": {"data_type": "text"},
+    "squash_commit_sha": {"data_type": "text"},
+}
+
+
+def _merge_request_row(project_id: int, mr: dict) -> dict:
+    record = f"merge request !{mr.get('iid')} of project {project_id}"
+    return {
+        "id": mr["id"],
+        "iid": mr.get("iid"),
+        "project_id": project_id,
+        "title": mr.get("title"),
+        "state": mr.get("state"),
+        "created_at": _ts(mr.get("created_at"), record, "created_at"),
+        "updated_at": _ts(mr.get("updated_at"), record, "updated_at"),
+        "merged_at": _ts(mr.get("merged_at"), record, "merged_at"),
+        "source_branch": mr.get("source_branch"),
+        "target_branch": mr.get("target_branch"),
+        "sha": mr.get("sha"),
+        "merge_commit_sha": mr.get("merge_commit_sha"),
+        "squash_commit_sha": mr.get("squash_commit_sha"),
+    }
+
+
+@dlt.transformer(
+    primary_key=("deployment_id", "merge_request_id"),
+    write_disposition="merge",
+    columns={
+        "deployment_id": {"data_type": "bigint"},
+        "merge_request_id": {"data_type": "bigint"},
+        **{k: v for k, v in MR_COLUMNS.items() if k != "id"},
+    },
+)
+def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Iterator[list[dict]]:
+    """The MRs GitLab links to each successful deployment (one request per such deployment)."""
+    successful = [r for r in rows if r["status"] == "success"]
+    if not successful:
+        return
+    client = settings.client()
+    try:
+        for row in successful:
+            path = f"/projects/{row['project_id']}/deployments/{row['id']}/merge_requests"
+            for page in client.pages(path):
+                yield [
+                    {
+                        "deployment_id": row["id"],
+                        "merge_request_id": mr["id"],
+                        **{k: v for k, v in _merge_request_row(row["project_id"], mr).items() if k != "id"},
+                    }
+                    for mr in page
+                ]
+    finally:
+        client.close()
+
+
+@dlt.resource(
+    primary_key="id", write_disposition="merge", columns={**MR_COLUMNS, "first_commit_at": {"data_type": "timestamp"}}
+)
+def merge_requests(
+    settings: GitlabSettings,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    """Merged MRs changed since the cursor, each with its first commit time (one extra request)."""
+    for client, projects in _client_for(settings):
+        after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
+        for project in projects:
+            params = {"state": "merged", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
+            for page in client.pages(f"/projects/{project['id']}/merge_requests", params):
+                rows = []
+                for mr in page:
+                    row = _merge_request_row(project["id"], mr)
+                    record = f"merge request !{mr.get('iid')} of project {project['id']}"
+                    authored = [
+                        _ts(c.get("authored_date"), record, "commits[].authored_date")
+                        for commits in client.pages(f"/projects/{project['id']}/merge_requests/{mr['iid']}/commits")
+                        for c in commits
+                    ]
+                    row["first_commit_at"] = min((a for a in authored if a), default=None)
+                    rows.append(row)
+                yield rows
+
+
+@dlt.resource(
+    primary_key="id",
+    write_disposition="merge",
+    columns={
+        "id": {"data_type": "bigint", "nullable": False},
+        "iid": {"data_type": "bigint"},
+        "project_id": {"data_type": "bigint"},
+        "title": {"data_type": "text"},
+        "state": {"data_type": "text"},
+        "severity": {"data_type": "bigint"},
+        "created_at": {"data_type": "timestamp"},
+        "updated_at": {"data_type": "timestamp"},
+        "closed_at": {"data_type": "timestamp"},
+    },
+)
+def incidents(
+    settings: GitlabSettings,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    for client, projects in _client_for(settings):
+        after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
+        for project in projects:
+            params = {
+                "issue_type": "incident",
+                "order_by": "updated_at",
+                "sort": "asc",
+                "updated_after": after.isoformat(),
+            }
+            for page in client.pages(f"/projects/{project['id']}/issues", params):
+                rows = []
+                for issue in page:
+                    record = f"incident #{issue.get('iid')} of project {project['id']}"
+                    rows.append(
+                        {
+                            "id": issue["id"],
+                            "iid": issue.get("iid"),
+                            "project_id": project["id"],
+                            "title": issue.get("title"),
+                            "state": issue.get("state"),
+                            "severity": incident_severity(issue, record),
+                            "created_at": _ts(issue.get("created_at"), record, "created_at"),
+                            "updated_at": _ts(issue.get("updated_at"), record, "updated_at"),
+                            "closed_at": _ts(issue.get("closed_at"), record, "closed_at"),
+                        }
+                    )
+                yield rows
+
+
+@dlt.resource(
+    primary_key=("project_id", "metric", "date"),
+    write_disposition="merge",
+    columns={
+        "project_id": {"data_type": "bigint"},
+        "metric": {"data_type": "text"},
+        "date": {"data_type": "text"},
+        "value": {"data_type": "double"},
+    },
+)
+def dora_metrics(
+    settings: GitlabSettings,
+    cursor: dlt.sources.incremental[str] = dlt.sources.incremental("date"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    """GitLab's daily DORA values, in windows of at most 180 days (the API's limit)."""
+    for client, projects in _client_for(settings):
+        first = date.fromisoformat(str(cursor.start_value)[:10])
+        today = datetime.now(UTC).date()
+        for project in projects:
+            for metric in DORA_METRICS:
+                window_start = first
+                while window_start <= today:
+                    window_end = min(window_start + timedelta(days=MAX_DORA_RANGE_DAYS - 1), today)
+                    params = {
+                        "metric": metric,
+                        "start_date": window_start.isoformat(),
+                        "end_date": window_end.isoformat(),
+                        "interval": "daily",
+                        "environment_tiers[]": settings.tiers,
+                    }
+                    values = client.get(f"/projects/{project['id']}/dora/metrics", params)
+                    yield [
+                        {"project_id": project["id"], "metric": metric, "date": v["date"], "value": v["value"]}
+                        for v in values
+                        if v.get("date")
+                    ]
+                    window_start = window_end + timedelta(days=1)

@@ -1,0 +1,95 @@
+"""dlt source for the Multitudes Deployments API (`shared/api-contracts.md`, section 5).
+
+Table `raw_multitudes.deployments`: every record of `GET /deployments` with `includeTests=true`
+(tests are kept raw and excluded from metrics downstream), merged on `id`. Records come newest
+`deployedAt` first, so the incremental cursor (`deployedAt`, lag `lookback_days`) lets dlt stop
+paging as soon as a page reaches records older than the look-back. Multitudes' dedupe rule (same
+commits and environment: the latest received wins) is applied in staging, because a replaced
+record keeps its old `id` in the warehouse. The `repository` field is inferred; without it the
+service is `unknown`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import dlt
+from dlt.sources import DltResource
+
+from dora_pipeline.sources import fields
+from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError
+
+SOURCE = "multitudes"
+DEFAULT_BASE_URL = "https://api.developer.multitudes.co"
+PAGE_SIZE = 100
+
+
+@dlt.source(name=SOURCE, max_table_nesting=0)
+def multitudes_source(
+    api_token: str = dlt.secrets.value,
+    base_url: str = DEFAULT_BASE_URL,
+    start_date: str | None = None,
+    lookback_days: float = 30.0,
+) -> list[DltResource]:
+    start = fields.parse_timestamp(SOURCE, start_date, "configuration", "sources.multitudes.start_date") or (
+        datetime.now(UTC) - timedelta(days=365)
+    )
+    cursor = dlt.sources.incremental("deployed_at", initial_value=start, lag=lookback_days * 86400, row_order="desc")
+    return [deployments(base_url, api_token, cursor)]
+
+
+@dlt.resource(
+    primary_key="id",
+    write_disposition="merge",
+    columns={
+        "id": {"data_type": "text", "nullable": False},
+        "commit_shas": {"data_type": "json"},
+        "environment_name": {"data_type": "text"},
+        "deployed_at": {"data_type": "timestamp"},
+        "title": {"data_type": "text"},
+        "tags": {"data_type": "json"},
+        "is_test": {"data_type": "bool"},
+        "created_at": {"data_type": "timestamp"},
+        "repository": {"data_type": "text"},
+    },
+)
+def deployments(
+    base_url: str,
+    api_token: str,
+    cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("deployed_at"),  # noqa: B008 - dlt idiom
+) -> Iterator[list[dict]]:
+    if not api_token:
+        raise SourceError(SOURCE, "no api token configured", hint="set sources.multitudes.api_token")
+    with ApiClient(SOURCE, base_url, {"Authorization": api_token}) as api:
+        page = 1
+        while True:
+            body = api.request("GET", "/deployments", {"page": page, "pageSize": PAGE_SIZE, "includeTests": "true"})
+            records = body.get("deployments") if isinstance(body, dict) else None
+            if not isinstance(records, list):
+                raise SourceError(SOURCE, "GET /deployments answered no 'deployments' list")
+            yield [_row(r) for r in records]
+            if not records or page * PAGE_SIZE >= int(body.get("total") or 0):
+                return
+            page += 1
+
+
+def _row(r: dict) -> dict:
+    record = f"deployment {r.get('id') or '(no id)'}"
+    if not r.get("id"):
+        raise SourceRecordError(SOURCE, record, "id", "is missing")
+    shas = r.get("commitSha")
+    shas = [shas] if isinstance(shas, str) else list(shas or [])
+    if not shas:
+        raise SourceRecordError(SOURCE, record, "commitSha", "is empty")
+    return {
+        "id": r["id"],
+        "commit_shas": shas,
+        "environment_name": r.get("environmentName"),
+        "deployed_at": fields.parse_timestamp(SOURCE, r.get("deployedAt"), record, "deployedAt", required=True),
+        "title": r.get("title"),
+        "tags": list(r.get("tags") or []),
+        "is_test": bool(r.get("isTest")),
+        "created_at": fields.parse_timestamp(SOURCE, r.get("createdAt"), record, "createdAt"),
+        "repository": r.get("repository"),
+    }

@@ -1,0 +1,264 @@
+"""GitLab, Multitudes, GitClear and Gearset Automation sources against their emulators over HTTP:
+pagination to the last page, incremental parameters, empty results and the documented errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import dlt
+import httpx
+import pytest
+
+from dora_pipeline.sandbox.world import DEFAULT_AS_OF
+from dora_pipeline.sources.gearset_automation import gearset_automation_source
+from dora_pipeline.sources.gitclear import gitclear_source
+from dora_pipeline.sources.gitlab import GitlabClient, gitlab_source
+from dora_pipeline.sources.http import SourceHTTPError, SourceRecordError
+from dora_pipeline.sources.multitudes import _row, multitudes_source
+
+
+@pytest.fixture(autouse=True)
+def fresh_pipeline(tmp_path):
+    """Sources iterated outside `pipeline.run` keep cursors in the active pipeline: a new one."""
+    pipeline = dlt.pipeline("contract", destination="duckdb", pipelines_dir=str(tmp_path / "dlt"))
+    pipeline.activate()
+    yield pipeline
+    pipeline.deactivate()
+
+
+def rows_of(source, resource: str) -> list[dict]:
+    return list(source.with_resources(resource))
+
+
+# -- GitLab -------------------------------------------------------------------------------------
+def gitlab(sandbox, **overrides):
+    env = sandbox.source_environment()
+    args = {
+        "projects": json.loads(env["SOURCES__GITLAB__PROJECTS"]),
+        "private_token": env["SOURCES__GITLAB__PRIVATE_TOKEN"],
+        "base_url": env["SOURCES__GITLAB__BASE_URL"],
+        "start_date": env["SOURCES__GITLAB__START_DATE"],
+    }
+    return gitlab_source(**{**args, **overrides})
+
+
+def test_gitlab_deployments_follow_x_next_page_to_the_last_page(sandbox):
+    project = sandbox.world.services_in("gitlab")[0]
+    expected = [
+        d
+        for d in sandbox.world.deployments
+        if d.service == project.name and not d.is_test and d.deployed_at <= DEFAULT_AS_OF + timedelta(minutes=5)
+    ]
+
+    rows = rows_of(gitlab(sandbox, projects=[project.project_id]), "deployments")
+
+    assert len(rows) == len(expected) > 100
+    pages = [r["params"] for r in sandbox.requests("gitlab") if r["path"].endswith("/deployments")]
+    assert [p["page"] for p in pages] == [str(i) for i in range(1, len(pages) + 1)] and len(pages) >= 2
+    assert all(p["order_by"] == "updated_at" and "updated_after" in p for p in pages)
+
+
+def test_gitlab_routes_a_url_encoded_path_like_its_numeric_id(sandbox):
+    project = sandbox.world.services_in("gitlab")[0]
+    client = GitlabClient(sandbox.base_url("gitlab") + "/api/v4", sandbox.states["gitlab"].token)
+    by_path = client.get("/projects/" + project.project_path.replace("/", "%2F"))
+    assert by_path == client.get(f"/projects/{project.project_id}")
+    assert by_path["path_with_namespace"] == project.project_path
+
+
+def test_gitlab_filter_pairing_rules_and_errors(sandbox):
+    base = sandbox.base_url("gitlab") + "/api/v4/projects/1004"
+    headers = {"PRIVATE-TOKEN": sandbox.states["gitlab"].token}
+    unpaired = httpx.get(base + "/deployments", params={"updated_after": "2026-01-01T00:00:00Z"}, headers=headers)
+    assert unpaired.status_code == 400 and "updated_at" in unpaired.json()["error"]
+    client = GitlabClient(sandbox.base_url("gitlab") + "/api/v4", "wrong-token")
+    with pytest.raises(SourceHTTPError) as raised:
+        client.get("/projects/1004")
+    assert raised.value.status == 401 and "wrong-token" not in str(raised.value)
+    with pytest.raises(SourceHTTPError, match="404 Project Not Found"):
+        GitlabClient(sandbox.base_url("gitlab") + "/api/v4", sandbox.states["gitlab"].token).get("/projects/99")
+
+
+def test_gitlab_empty_results_after_the_newest_update(sandbox):
+    late = (DEFAULT_AS_OF + timedelta(days=30)).isoformat()
+    assert rows_of(gitlab(sandbox, start_date=late), "incidents") == []
+    assert rows_of(gitlab(sandbox, start_date=late), "merge_requests") == []
+
+
+def test_gitlab_dora_metrics_come_in_windows_of_at_most_180_days(sandbox):
+    rows = rows_of(gitlab(sandbox), "dora_metrics")
+    windows = [r["params"] for r in sandbox.requests("gitlab") if r["path"].endswith("/dora/metrics")]
+    spans = {(datetime.fromisoformat(p["end_date"]) - datetime.fromisoformat(p["start_date"])).days for p in windows}
+    assert max(spans) <= 179 and len(windows) > 8
+    assert {r["metric"] for r in rows} == {
+        "deployment_frequency",
+        "lead_time_for_changes",
+        "time_to_restore_service",
+        "change_failure_rate",
+    }
+    too_long = httpx.get(
+        sandbox.base_url("gitlab") + "/api/v4/projects/1004/dora/metrics",
+        params={"metric": "deployment_frequency", "start_date": "2026-01-01", "end_date": "2026-08-01"},
+        headers={"PRIVATE-TOKEN": sandbox.states["gitlab"].token},
+    )
+    assert too_long.status_code == 400
+
+
+def test_gitlab_429_without_retry_after_backs_off_and_succeeds(sandbox):
+    sandbox.states["gitlab"].faults.rate_limit_next_requests = 1
+    sandbox.states["gitlab"].faults.retry_after_seconds = None
+    client = GitlabClient(sandbox.base_url("gitlab") + "/api/v4", sandbox.states["gitlab"].token)
+    assert client.get("/projects/1004")["id"] == 1004
+    assert len(sandbox.requests("gitlab")) == 2
+
+
+def test_gitlab_groups_expand_to_their_projects(sandbox):
+    rows = rows_of(gitlab(sandbox, projects=[], groups=["acme"]), "projects")
+    assert sorted(r["id"] for r in rows) == sorted(s.project_id for s in sandbox.world.services_in("gitlab"))
+
+
+def test_gitlab_missing_projects_is_named_before_any_request(sandbox):
+    with pytest.raises(Exception, match="no projects or groups configured"):
+        rows_of(gitlab(sandbox, projects=[]), "deployments")
+    assert sandbox.requests("gitlab") == []
+
+
+# -- Multitudes ---------------------------------------------------------------------------------
+def multitudes(sandbox, token=None):
+    return multitudes_source(
+        api_token=token or sandbox.states["multitudes"].token,
+        base_url=sandbox.base_url("multitudes"),
+        start_date=(sandbox.world.start - timedelta(days=1)).isoformat(),
+    )
+
+
+def test_multitudes_pages_to_the_last_page_with_tests_included(sandbox):
+    rows = rows_of(multitudes(sandbox), "deployments")
+    records = sandbox.states["multitudes"].records()
+    assert len(rows) == len(records) and any(r["is_test"] for r in rows)
+    pages = [r["params"] for r in sandbox.requests("multitudes")]
+    assert [p["page"] for p in pages] == [str(i) for i in range(1, -(-len(records) // 100) + 1)]
+    assert all(p["includeTests"] == "true" and p["pageSize"] == "100" for p in pages)
+
+
+def test_multitudes_errors_and_page_size_limit(sandbox):
+    with pytest.raises(Exception, match="HTTP 401"):
+        rows_of(multitudes(sandbox, token="nope"), "deployments")
+    oversized = httpx.get(
+        sandbox.base_url("multitudes") + "/deployments",
+        params={"pageSize": 101},
+        headers={"Authorization": sandbox.states["multitudes"].token},
+    )
+    assert oversized.status_code == 400 and oversized.json()["errors"][0]["field"] == "pageSize"
+    with pytest.raises(SourceRecordError, match="deployment d-1: field 'commitSha' is empty"):
+        _row({"id": "d-1", "commitSha": [], "deployedAt": "2026-01-01T00:00:00Z"})
+    assert _row({"id": "d-2", "commitSha": "abcdef1", "deployedAt": "2026-01-01T00:00:00Z"})["commit_shas"] == [
+        "abcdef1"
+    ]
+
+
+def test_multitudes_replaces_a_record_when_ci_reposts_it(sandbox):
+    failure = next(f for f in sandbox.world.failures if "multitudes" in sandbox.world.service(f.service).tools)
+    sandbox.set_as_of(failure.detected_at - timedelta(seconds=1))
+    before = {tuple(r["commitSha"]): r for r in sandbox.states["multitudes"].records()}
+    sandbox.set_as_of(failure.detected_at)
+    after = {tuple(r["commitSha"]): r for r in sandbox.states["multitudes"].records()}
+    changed = [k for k in before if k in after and before[k]["id"] != after[k]["id"]]
+    assert len(changed) == 1
+    assert (
+        "is_failure" in after[changed[0]]["tags"] and after[changed[0]]["createdAt"] > before[changed[0]]["createdAt"]
+    )
+
+
+# -- GitClear -----------------------------------------------------------------------------------
+def gitclear(sandbox, **overrides):
+    args = {
+        "resource_paths": [s.project_path for s in sandbox.world.services_in("gitclear")],
+        "api_token": sandbox.states["gitclear"].token,
+        "base_url": sandbox.base_url("gitclear") + "/api/v1",
+        "start_date": (sandbox.world.start - timedelta(days=1)).isoformat(),
+    }
+    return gitclear_source(**{**args, **overrides})
+
+
+def test_gitclear_audits_page_50_at_a_time_and_parse_both_timestamp_styles(sandbox):
+    rows = rows_of(gitclear(sandbox), "pull_requests")
+    service = sandbox.world.services_in("gitclear")[0]
+    since = (sandbox.world.start - timedelta(days=1)).date()  # the audit range filters on the opening date
+    expected = [
+        c
+        for c in sandbox.world.view(DEFAULT_AS_OF).changes.values()
+        if c.service == service.name and c.opened_at.date() >= since
+    ]
+    assert len(rows) == len(expected) > 50
+    pages = [
+        r["params"]["page"] for r in sandbox.requests("gitclear") if r["params"].get("resource_type") == "pull_requests"
+    ]
+    assert pages == [str(i) for i in range(1, -(-len(expected) // 50) + 1)]
+    by_number = {c.number: c for c in expected}
+    for row in rows:  # merged_at arrives as "... UTC", created_at as ISO with Z
+        assert row["merged_at"] == by_number[row["number"]].merged_at
+        assert row["created_at"] == by_number[row["number"]].opened_at
+
+
+def test_gitclear_report_points_are_dated_by_their_url(sandbox):
+    rows = rows_of(gitclear(sandbox), "report_points")
+    assert rows and all(datetime.fromisoformat(r["week_end"]).weekday() == 6 for r in rows)
+    assert {r["segment"] for r in rows} == {"defect_detected_count", "mean_hours_to_resolved"}
+
+
+def test_gitclear_errors(sandbox):
+    with pytest.raises(Exception, match="HTTP 401"):
+        rows_of(gitclear(sandbox, api_token="bad"), "pull_requests")
+    missing_type = httpx.get(
+        sandbox.base_url("gitclear") + "/api/v1/audits",
+        params={"resource_path": "acme/x"},
+        headers={"Authorization": f"Bearer {sandbox.states['gitclear'].token}"},
+    )
+    assert missing_type.status_code == 422 and missing_type.json()["response_em"] == "response_error"
+    empty = rows_of(gitclear(sandbox, start_date=(DEFAULT_AS_OF + timedelta(days=10)).isoformat()), "pull_requests")
+    assert empty == []
+
+
+# -- Gearset Automation -------------------------------------------------------------------------
+def automation(sandbox, **overrides):
+    jobs = sandbox.world.services_in("gearset_automation")
+    args = {
+        "ci_job_ids": [j.service_id for j in jobs],
+        "api_token": sandbox.gearset.token,
+        "base_url": sandbox.base_url("gearset"),
+        "job_services": {j.service_id: j.name for j in jobs},
+        "start_date": (sandbox.world.start - timedelta(days=1)).isoformat(),
+        "poll_interval_seconds": 0.01,
+    }
+    return gearset_automation_source(**{**args, **overrides})
+
+
+def test_ci_job_runs_come_from_the_v2_report_with_outcome_and_type(sandbox):
+    rows = rows_of(automation(sandbox), "ci_job_runs")
+    job = sandbox.world.services_in("gearset_automation")[0]
+    expected = [d for d in sandbox.world.view(DEFAULT_AS_OF).deployments if d.service == job.name]
+    assert len(rows) == len(expected)
+    assert {r["job_type"] for r in rows} == {"Deployment", "Validation"}
+    assert sum(not r["deployment_succeeded"] for r in rows) == sum(d.status == "failed" for d in expected)
+    assert all(r["service"] == job.name and r["environment"] == "production" for r in rows)
+    starts = [r for r in sandbox.gearset.requests if r["path"].endswith("/runs")]
+    assert starts and all(r["method"] == "POST" for r in starts)
+    assert not any("run-requests" in r["path"] for r in sandbox.gearset.requests)  # never starts a run
+
+
+def test_ci_job_status_is_snapshotted(sandbox):
+    rows = rows_of(automation(sandbox), "ci_job_status_history")
+    assert [r["state"] for r in rows] == ["Idle"]
+    assert abs(rows[0]["observed_at"] - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+def test_ci_job_errors(sandbox):
+    sandbox.gearset.faults.fail_next_operations = 1
+    with pytest.raises(Exception, match="CI job runs report for job .* failed on Gearset's side"):
+        rows_of(automation(sandbox), "ci_job_runs")
+    with pytest.raises(Exception, match="Job not found"):
+        rows_of(automation(sandbox, ci_job_ids=["no-such-job"]), "ci_job_status_history")
+    with pytest.raises(Exception, match="no CI job ids configured"):
+        rows_of(automation(sandbox, ci_job_ids=[]), "ci_job_runs")
