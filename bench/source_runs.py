@@ -39,8 +39,10 @@ def main() -> None:
         print(f"{'source':<20}{'run':>6}{'requests':>10}{'rows':>9}{'seconds':>9}")
         for name, spec in SOURCES.items():
             pipeline = dlt.pipeline(
-                f"bench_{name}", destination=dlt.destinations.duckdb(str(warehouse)),
-                dataset_name=f"raw_{name}", pipelines_dir=str(Path(tmp) / "dlt"),
+                f"bench_{name}",
+                destination=dlt.destinations.duckdb(str(warehouse)),
+                dataset_name=f"raw_{name}",
+                pipelines_dir=str(Path(tmp) / "dlt"),
             )
             log = sandbox.requests(EMULATOR_OF.get(name, name))
             for run in ("first", "repeat"):

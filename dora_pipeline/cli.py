@@ -102,6 +102,9 @@ def sandbox(seed: int | None, as_of: str | None) -> None:
     from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
 
     with Sandbox.start(seed if seed is not None else DEFAULT_SEED, _parse_moment(as_of) or DEFAULT_AS_OF) as box:
+        click.echo(f"# sandbox as of {box.as_of:%Y-%m-%d %H:%M} UTC; Ctrl-C stops it")
+        for name, server in box.servers.items():
+            click.echo(f"# {name:<11} {server.base_url}")
         for name, value in box.source_environment().items():
             click.echo(f"export {name}='{value}'")
         click.echo(
@@ -113,6 +116,23 @@ def sandbox(seed: int | None, as_of: str | None) -> None:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+@main.command()
+@click.option("--output", type=click.Path(dir_okay=False), default=None, help="Where to write the HTML.")
+def report(output: str | None) -> None:
+    """Write the HTML report (charts, performance levels, trends, data quality) from the warehouse."""
+    from pathlib import Path
+
+    from dora_pipeline.report import build_report
+
+    settings = Settings.from_env()
+    if not settings.duckdb_path.exists():
+        click.echo(f"error: no warehouse at {settings.duckdb_path}", err=True)
+        click.echo("hint: run `dora-pipeline demo` or `dora-pipeline run` first", err=True)
+        sys.exit(1)
+    written = build_report(settings.duckdb_path, Path(output) if output else settings.report_path)
+    click.echo(f"report: {written.path} ({written.charts} charts, {written.size_bytes / 1e6:.1f} MB)")
 
 
 @main.command()
@@ -149,10 +169,10 @@ def _print_summary(settings: Settings) -> None:
             f"{service:<18}{team:<12}{deployments:>8}{_num(lead.get(service)):>9}"
             f"{_pct(cfr):>7}{_num(recovery.get(service)):>9}{_pct(rework):>8}"
         )
-    click.echo(
-        f"\nwarehouse: {settings.duckdb_path}  (marts.dora_metrics_daily, marts.deployments, "
-        "marts.changes, marts.failures)"
-    )
+    click.echo(f"\nwarehouse: {settings.duckdb_path}  (schema marts)")
+    click.echo(f"exports:   {settings.exports_dir / 'current'}  (Parquet, one file per mart)")
+    if settings.report_path.exists():
+        click.echo(f"report:    {settings.report_path}")
 
 
 def _num(value: float | None) -> str:

@@ -21,7 +21,8 @@ DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
 @dataclass(frozen=True)
 class Settings:
-    """Paths of one warehouse: the DuckDB file and, beside it, dlt's and Dagster's state."""
+    """Paths of one warehouse: the published DuckDB file and, beside it, the build copy, the
+    Parquet exports, and dlt's and Dagster's state."""
 
     duckdb_path: Path
 
@@ -35,6 +36,20 @@ class Settings:
         return self.duckdb_path.parent
 
     @property
+    def build_path(self) -> Path:
+        """The copy the refresh writes; publishing replaces `duckdb_path` with it."""
+        return self.data_dir / "build" / self.duckdb_path.name
+
+    @property
+    def exports_dir(self) -> Path:
+        """Parquet exports of the marts; `current` links to the latest complete set."""
+        return self.data_dir / "exports"
+
+    @property
+    def report_path(self) -> Path:
+        return self.data_dir / "report.html"
+
+    @property
     def dlt_pipelines_dir(self) -> Path:
         return self.data_dir / "dlt"
 
@@ -43,11 +58,12 @@ class Settings:
         return Path(os.environ.get("DAGSTER_HOME", self.data_dir / "dagster")).resolve()
 
     def export(self) -> None:
-        """Make the paths visible to subprocesses (dbt reads DORA_DUCKDB_PATH in its profile)."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        """Make the paths visible to subprocesses (dbt's profile reads DORA_DBT_DUCKDB_PATH)."""
+        self.build_path.parent.mkdir(parents=True, exist_ok=True)
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         dagster_yaml = self.dagster_home / "dagster.yaml"
         if not dagster_yaml.exists():
             dagster_yaml.write_text(DAGSTER_YAML)
         os.environ["DORA_DUCKDB_PATH"] = str(self.duckdb_path)
+        os.environ["DORA_DBT_DUCKDB_PATH"] = str(self.build_path)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 from dagster import AssetKey
 
 from dora_pipeline.defs import build_definitions
+from dora_pipeline.defs.warehouse.project import dbt_executable
+from dora_pipeline.settings import DBT_PROJECT_DIR
 
 RAW_TO_STAGING = {
     ("gearset", "pipelines"): "stg_gearset__pipelines",
@@ -36,9 +41,8 @@ def test_each_raw_table_feeds_the_staging_model_that_reads_it(settings):
 def test_only_configured_sources_are_built(settings, monkeypatch):
     monkeypatch.setenv("SOURCES__GITLAB__PRIVATE_TOKEN", "t")
     graph = build_definitions(settings).resolve_asset_graph()
-    raw_sources = {
-        k.path[0] for k in graph.get_all_asset_keys() if k.path[0] not in ("staging", "intermediate", "marts")
-    }
+    raw_sources = {k.path[0] for k in graph.get_all_asset_keys() if len(k.path) == 2} - {
+        "staging", "intermediate", "marts"}
     assert raw_sources == {"gitlab"}
     assert AssetKey(["staging", "stg_gearset__deployments"]) not in graph.get_all_asset_keys()
     assert AssetKey(["marts", "dora_metrics_daily"]) in graph.get_all_asset_keys()
@@ -53,3 +57,39 @@ def test_dbt_tests_are_asset_checks_and_the_refresh_is_scheduled(settings):
     job = defs.resolve_job_def("dora_refresh")
     assert job.executor_def.name == "in_process"
     assert [s.job_name for s in defs.schedules] == ["dora_refresh"]
+
+
+def test_dbt_docs_generate_offline_and_every_model_and_column_is_described(settings, tmp_path):
+    settings.export()
+    project = str(DBT_PROJECT_DIR)
+    done = subprocess.run(
+        [
+            dbt_executable(),
+            "docs",
+            "generate",
+            "--empty-catalog",
+            "--project-dir",
+            project,
+            "--profiles-dir",
+            project,
+            "--target-path",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert (tmp_path / "index.html").exists()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] in ("model", "seed")]
+    assert len(models) > 40
+    assert [m["name"] for m in models if not m["description"].strip()] == []
+    undescribed = [
+        f"{m['name']}.{c}"
+        for m in models
+        if m["path"].startswith("marts") or m["resource_type"] == "seed"
+        for c, col in m["columns"].items()
+        if not col["description"].strip()
+    ]
+    assert undescribed == []

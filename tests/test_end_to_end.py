@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 from warehouse_checks import differences, mart_rows, string_values_containing, table_fingerprint
 
 from dora_pipeline.defs import build_definitions
 from dora_pipeline.refresh import run_refresh
+from dora_pipeline.sandbox.ground_truth import is_counted
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF, build_world
 from dora_pipeline.sources.registry import SOURCES
 
@@ -30,7 +33,9 @@ def test_demo_command_builds_marts_equal_to_ground_truth(tmp_path: Path):
     assert "billing-api" in done.stdout and str(tmp_path / "demo.duckdb") in done.stdout
 
     truth_world = build_world().view(DEFAULT_AS_OF)
-    assert differences(tmp_path / "demo.duckdb", truth_world) == []
+    for grain in ("day", "week", "month"):
+        for level in ("service_environment", "team", "overall"):
+            assert differences(tmp_path / "demo.duckdb", truth_world, grain=grain, level=level) == [], (grain, level)
     rows = mart_rows(tmp_path / "demo.duckdb")
     assert len(rows) > 300
     assert {r["team"] for r in rows.values()} == {s.team for s in truth_world.services}
@@ -48,9 +53,18 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
     assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
     for state in sandbox.states.values():
         assert string_values_containing(settings.duckdb_path, state.token) == []
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        counted = dict(
+            con.execute(
+                "select service, sum(records) from marts.data_quality "
+                "where entity = 'deployment' and outcome = 'counted' group by service"
+            ).fetchall()
+        )
+    truth = Counter(d.service for d in sandbox.world.view(sandbox.as_of).deployments if is_counted(d))
+    assert counted == dict(truth)
 
 
-def test_gitlab_reconciliation_shows_no_difference(settings, sandbox, point_at_sandbox):
+def test_vendor_reconciliations_match_the_vendors_definitions(settings, sandbox, point_at_sandbox):
     run_refresh(settings)
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         statuses = dict(
@@ -70,6 +84,34 @@ def test_gitlab_reconciliation_shows_no_difference(settings, sandbox, point_at_s
     }
     assert statuses == {"match": statuses["match"]} and statuses["match"] > 0
     assert days_with_deployments == len(expected_days)
+
+    # Gearset's dashboard way, recomputed here from the simulated world
+    view = sandbox.world.view(sandbox.as_of)
+    pipelines = {s.name for s in sandbox.world.services_in("gearset")}
+    severe = {f.caused_by for f in view.failures if f.severity <= 2}
+    per_day: dict[tuple, list] = {}
+    for d in view.deployments:
+        if d.service in pipelines and is_counted(d):
+            per_day.setdefault((d.service, d.deployed_at.date()), []).append(d)
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        rows = {
+            (r[0], r[1]): r[2:]
+            for r in con.execute(
+                "select service, metric_date, gearset_deployments, gearset_lead_time_mean_seconds, "
+                "gearset_change_failure_rate from marts.gearset_dashboard_reconciliation"
+            ).fetchall()
+        }
+    assert set(rows) == set(per_day)
+    for key, deployments in per_day.items():
+        leads = [
+            (d.deployed_at - (c.first_commit_at or c.opened_at)).total_seconds()
+            for d in deployments
+            for c in (view.changes[i] for i in d.change_ids)
+        ]
+        count, lead_mean, cfr = rows[key]
+        assert count == len(deployments)
+        assert lead_mean == pytest.approx(sum(leads) / len(leads)) if leads else lead_mean is None
+        assert cfr == pytest.approx(sum(d.deployment_id in severe for d in deployments) / len(deployments))
 
 
 def test_a_deployment_reported_by_gitlab_and_multitudes_counts_once(settings, sandbox, point_at_sandbox):

@@ -7,24 +7,40 @@ from pathlib import Path
 
 import duckdb
 
-from dora_pipeline.sandbox.ground_truth import daily_metrics
+from dora_pipeline.sandbox.ground_truth import metrics
 from dora_pipeline.sandbox.world import World
 
-KEY = ("service", "environment", "metric_date")
+KEYS = {
+    "service_environment": ("service", "environment", "period_start"),
+    "team": ("team", "period_start"),
+    "overall": ("period_start",),
+}
+GRAIN_NAMES = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 
-def mart_rows(path: Path, table: str = "marts.dora_metrics_daily") -> dict[tuple, dict]:
+def mart_table(grain: str, level: str) -> str:
+    prefix = {"service_environment": "dora_metrics", "team": "dora_team_metrics", "overall": "dora_overall_metrics"}
+    return f"marts.{prefix[level]}_{GRAIN_NAMES[grain]}"
+
+
+def mart_rows(path: Path, grain: str = "day", level: str = "service_environment") -> dict[tuple, dict]:
     with duckdb.connect(str(path), read_only=True) as con:
-        rel = con.sql(f"select * from {table}")
+        rel = con.sql(f"select * from {mart_table(grain, level)}")
         columns = rel.columns
         rows = [dict(zip(columns, r, strict=True)) for r in rel.fetchall()]
-    return {tuple(r[k] for k in KEY): r for r in rows}
+    return {tuple(r[k] for k in KEYS[level]): r for r in rows}
 
 
-def differences(path: Path, world: World, severity_threshold: int | None = None) -> list[str]:
+def differences(
+    path: Path,
+    world: World,
+    severity_threshold: int | None = None,
+    grain: str = "day",
+    level: str = "service_environment",
+) -> list[str]:
     """Every (row, column) where the mart and the ground truth disagree, worded for a failure."""
-    truth = daily_metrics(world, severity_threshold)
-    mart = mart_rows(path)
+    truth = metrics(world, grain, level, severity_threshold)
+    mart = mart_rows(path, grain, level)
     problems = [f"missing row {k}" for k in truth.keys() - mart.keys()]
     problems += [f"unexpected row {k}" for k in mart.keys() - truth.keys()]
     for key in truth.keys() & mart.keys():

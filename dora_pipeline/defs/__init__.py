@@ -9,6 +9,7 @@ from dagster_dlt import DagsterDltResource
 
 from dora_pipeline.defs.ingestion.assets import raw_assets
 from dora_pipeline.defs.jobs import daily_refresh, dora_refresh
+from dora_pipeline.defs.publishing.assets import publication_assets
 from dora_pipeline.defs.warehouse.assets import warehouse_assets
 from dora_pipeline.defs.warehouse.project import dbt_executable, prepared_project
 from dora_pipeline.settings import Settings
@@ -20,8 +21,14 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     settings.export()
     sources = enabled_sources()
     project = prepared_project(sources)
+    warehouse = warehouse_assets(project, sources)
+    marts = [key for key in warehouse.keys if key.path[0] == "marts"]
     return Definitions(
-        assets=[*(raw_assets(name, settings) for name in sources), warehouse_assets(project, sources)],
+        assets=[
+            *(raw_assets(name, settings) for name in sources),
+            warehouse,
+            *publication_assets(settings, marts),
+        ],
         jobs=[dora_refresh],
         schedules=[daily_refresh],
         resources={

@@ -7,10 +7,11 @@ shares no code with the models.
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from dora_pipeline.sandbox.world import PARTIAL, SUCCEEDED, Deployment, World
 
@@ -50,16 +51,41 @@ class _Bucket:
 
     def __post_init__(self) -> None:
         self.durations: dict[str, list[float]] = {m: [] for m in DURATION_METRICS}
+        self.deployment_days: set[date] = set()
 
 
-def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[tuple[str, str, date], dict]:
+def period_start(day: date, grain: str) -> date:
+    if grain == "week":
+        return day - timedelta(days=day.weekday())
+    if grain == "month":
+        return day.replace(day=1)
+    return day
+
+
+def days_in_period(start: date, grain: str) -> int:
+    return {"day": 1, "week": 7}.get(grain) or calendar.monthrange(start.year, start.month)[1]
+
+
+def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[tuple, dict]:
     """Metrics per (service, environment, UTC day), keyed like the `dora_metrics_daily` mart."""
-    buckets: dict[tuple[str, str, date], _Bucket] = defaultdict(_Bucket)
+    return metrics(world, "day", "service_environment", severity_threshold)
+
+
+def metrics(world: World, grain: str, level: str, severity_threshold: int | None = None) -> dict[tuple, dict]:
+    """Metrics per bucket of `grain` (day, week, month) at `level` (service_environment, team,
+    overall), keyed by the level's dimensions and the bucket's first day."""
+    buckets: dict[tuple, _Bucket] = defaultdict(_Bucket)
+    teams = {s.name: s.team for s in world.services}
     counted = sorted((d for d in world.deployments if is_counted(d)), key=lambda d: d.deployed_at)
     by_id = {d.deployment_id: d for d in world.deployments}
 
-    def key(service: str, environment: str, when: datetime) -> tuple[str, str, date]:
-        return service, environment, when.date()
+    def key(service: str, environment: str, when: datetime) -> tuple:
+        start = period_start(when.date(), grain)
+        if level == "service_environment":
+            return service, environment, start
+        if level == "team":
+            return teams.get(service, "unassigned"), start
+        return (start,)
 
     failures = [f for f in world.failures if severity_threshold is None or f.severity <= severity_threshold]
     failed_deployments = {f.caused_by for f in failures}
@@ -75,6 +101,7 @@ def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[t
             shipped_by.setdefault(change_id, d)
         b = buckets[key(d.service, d.environment, d.deployed_at)]
         b.deployments += 1
+        b.deployment_days.add(d.deployed_at.date())
         b.rework += d.is_fix or d.is_rollback
         b.failed += d.deployment_id in failed_deployments
 
@@ -104,8 +131,12 @@ def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[t
 
     rows = {}
     for k, b in buckets.items():
+        days = days_in_period(k[-1], grain)
         row: dict[str, float | int | None] = {
             "deployment_count": b.deployments,
+            "deployment_days": len(b.deployment_days),
+            "deployments_per_day": b.deployments / days,
+            "days_in_period": days,
             "rework_deployment_count": b.rework,
             "failed_deployment_count": b.failed,
             "change_failure_rate": b.failed / b.deployments if b.deployments else None,

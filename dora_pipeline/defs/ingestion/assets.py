@@ -27,7 +27,7 @@ def raw_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
     """The dlt pipeline that loads one source into its own `raw_<source>` schema."""
     return dlt.pipeline(
         pipeline_name=f"dora_{source}",
-        destination=dlt.destinations.duckdb(str(settings.duckdb_path)),
+        destination=dlt.destinations.duckdb(str(settings.build_path)),
         dataset_name=f"raw_{source}",
         pipelines_dir=str(settings.dlt_pipelines_dir),
     )

@@ -1,0 +1,147 @@
+{#- DORA metrics from the records at one grain (`day`, `week` = ISO week from Monday, `month`)
+    and one level (`service_environment`, `team`, `overall`). Every level aggregates the records
+    themselves, never lower-level results, so a team median is the median of its changes.
+    A row exists for every bucket with a counted deployment, a change shipped, a failure resolved,
+    or a failure detected that is still open. -#}
+{% macro dora_metrics(grain, level) -%}
+{%- set dims = {
+    'service_environment': ['service', 'environment'],
+    'team': ['team'],
+    'overall': [],
+}[level] -%}
+{%- set keys = dims + ['period_start'] -%}
+with deployments as (
+    select * from {{ ref('int_deployments') }} where is_counted
+),
+
+failures as (
+    select * from {{ ref('int_failures') }} where is_qualifying
+),
+
+changes as (
+    select * from {{ ref('int_changes') }} where deployment_id is not null
+),
+
+failed_deployments as (
+    select distinct caused_by_deployment_id as deployment_id
+    from failures
+    where caused_by_deployment_id is not null
+),
+
+deployment_buckets as (
+    select
+        {% for d in dims %}deployments.{{ d }}, {% endfor %}
+        {{ period_bucket(grain, 'deployments.deployed_at') }} as period_start,
+        count(*) as deployment_count,
+        count(distinct cast(deployments.deployed_at as date)) as deployment_days,
+        count(*) filter (where deployments.is_fix or deployments.is_rollback) as rework_deployment_count,
+        count(failed_deployments.deployment_id) as failed_deployment_count
+    from deployments
+    left join failed_deployments on deployments.deployment_id = failed_deployments.deployment_id
+    group by all
+),
+
+change_buckets as (
+    select
+        {% for d in dims %}{{ d }}, {% endfor %}
+        {{ period_bucket(grain, 'deployed_at') }} as period_start,
+        count(*) as changes_deployed,
+        {{ duration_stats('lead_time_seconds', 'lead_time') }},
+        {{ duration_stats('merge_to_deploy_seconds', 'merge_to_deploy') }},
+        {{ duration_stats('open_to_deploy_seconds', 'open_to_deploy') }}
+    from changes
+    group by all
+),
+
+recovery_buckets as (
+    select
+        {% for d in dims %}{{ d }}, {% endfor %}
+        {{ period_bucket(grain, 'resolved_at') }} as period_start,
+        count(*) as failures_resolved,
+        {{ duration_stats('recovery_time_seconds', 'recovery_time') }},
+        {{ duration_stats('time_to_restore_seconds', 'time_to_restore') }}
+    from failures
+    where resolved_at is not null
+    group by all
+),
+
+open_buckets as (
+    select
+        {% for d in dims %}{{ d }}, {% endfor %}
+        {{ period_bucket(grain, 'detected_at') }} as period_start,
+        count(*) as open_failures
+    from failures
+    where resolved_at is null
+    group by all
+),
+
+spine as (
+    select {{ keys | join(', ') }} from deployment_buckets
+    union
+    select {{ keys | join(', ') }} from change_buckets
+    union
+    select {{ keys | join(', ') }} from recovery_buckets
+    union
+    select {{ keys | join(', ') }} from open_buckets
+)
+{%- if level == 'service_environment' %},
+
+teams as (
+    {{ service_teams_relation() }}
+)
+{%- endif %}
+
+select
+    '{{ level }}' as level,
+    {% if level == 'service_environment' %}
+    spine.service,
+    coalesce(teams.team, 'unassigned') as team,
+    spine.environment,
+    {% elif level == 'team' %}
+    spine.team,
+    {% endif %}
+    spine.period_start,
+    {% if grain == 'day' %}1{% elif grain == 'week' %}7{% else %}day(last_day(spine.period_start)){% endif %}
+        as days_in_period,
+    coalesce(deployment_buckets.deployment_count, 0) as deployment_count,
+    coalesce(deployment_buckets.deployment_days, 0) as deployment_days,
+    coalesce(deployment_buckets.deployment_count, 0)
+        / {% if grain == 'day' %}1{% elif grain == 'week' %}7{% else %}day(last_day(spine.period_start)){% endif %}
+        as deployments_per_day,
+    coalesce(deployment_buckets.rework_deployment_count, 0) as rework_deployment_count,
+    coalesce(deployment_buckets.failed_deployment_count, 0) as failed_deployment_count,
+    deployment_buckets.failed_deployment_count / nullif(deployment_buckets.deployment_count, 0)
+        as change_failure_rate,
+    deployment_buckets.rework_deployment_count / nullif(deployment_buckets.deployment_count, 0)
+        as rework_rate,
+    coalesce(change_buckets.changes_deployed, 0) as changes_deployed,
+    {% for metric in ['lead_time', 'merge_to_deploy', 'open_to_deploy'] %}
+    coalesce(change_buckets.{{ metric }}_n, 0) as {{ metric }}_n,
+    {% for stat in ['median', 'p75', 'p90', 'mean'] %}
+    change_buckets.{{ metric }}_{{ stat }}_seconds,
+    {% endfor %}
+    {% endfor %}
+    coalesce(recovery_buckets.failures_resolved, 0) as failures_resolved,
+    {% for metric in ['recovery_time', 'time_to_restore'] %}
+    coalesce(recovery_buckets.{{ metric }}_n, 0) as {{ metric }}_n,
+    {% for stat in ['median', 'p75', 'p90', 'mean'] %}
+    recovery_buckets.{{ metric }}_{{ stat }}_seconds,
+    {% endfor %}
+    {% endfor %}
+    coalesce(open_buckets.open_failures, 0) as open_failures
+from spine
+{%- set using = 'using (' ~ keys | join(', ') ~ ')' %}
+left join deployment_buckets {{ using }}
+left join change_buckets {{ using }}
+left join recovery_buckets {{ using }}
+left join open_buckets {{ using }}
+{%- if level == 'service_environment' %}
+left join teams on spine.service = teams.service
+{%- endif %}
+{%- endmacro %}
+
+
+{#- The first day of the `grain` bucket (day, ISO week from Monday, month) holding `column`. -#}
+{% macro period_bucket(grain, column) -%}
+    cast(date_trunc('{{ grain }}', {{ column }}) as date)
+{%- endmacro %}

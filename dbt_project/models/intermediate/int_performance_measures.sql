@@ -1,0 +1,84 @@
+-- The four DORA measures of every service, team and the whole organisation over a trailing
+-- window (var `performance_window_days`, default 90, ending on the day of the latest counted
+-- deployment), from the records: deployments per day, median lead time, change failure rate,
+-- median failed deployment recovery time (time to restore for the 2021 bands).
+{% set window_days = var('performance_window_days') %}
+with deployments as (
+    select * from {{ ref('int_deployments') }} where is_counted
+),
+
+window_end as (
+    select cast(max(deployed_at) as date) + 1 as ends from deployments
+),
+
+bounds as (
+    select ends - {{ window_days }} as starts, ends from window_end
+),
+
+scopes as (
+    select 'service' as scope_level, service as scope, service, team from (
+        select distinct service, team from deployments
+    )
+    union all
+    select distinct 'team', team, service, team from deployments
+    union all
+    select distinct 'overall', 'all', service, team from deployments
+),
+
+deployment_stats as (
+    select
+        scopes.scope_level, scopes.scope,
+        count(deployments.deployment_id) / {{ window_days }} as deployment_frequency,
+        count(failed.deployment_id) / nullif(count(deployments.deployment_id), 0) as change_failure_rate
+    from scopes
+    cross join bounds
+    left join deployments
+        on deployments.service = scopes.service
+        and deployments.deployed_at >= bounds.starts and deployments.deployed_at < bounds.ends
+    left join (
+        select distinct caused_by_deployment_id as deployment_id
+        from {{ ref('int_failures') }} where is_qualifying
+    ) as failed on deployments.deployment_id = failed.deployment_id
+    group by all
+),
+
+lead_stats as (
+    select scopes.scope_level, scopes.scope, median(changes.lead_time_seconds) as lead_time
+    from scopes
+    cross join bounds
+    inner join {{ ref('int_changes') }} as changes
+        on changes.service = scopes.service
+        and changes.deployed_at >= bounds.starts and changes.deployed_at < bounds.ends
+    group by all
+),
+
+recovery_stats as (
+    select
+        scopes.scope_level, scopes.scope,
+        median({{ 'failures.time_to_restore_seconds' if var('benchmark_year') == 2021 else 'failures.recovery_time_seconds' }})
+            as recovery_time
+    from scopes
+    cross join bounds
+    inner join {{ ref('int_failures') }} as failures
+        on failures.service = scopes.service and failures.is_qualifying
+        and failures.resolved_at >= bounds.starts and failures.resolved_at < bounds.ends
+    group by all
+),
+
+measured as (
+    select deployment_stats.scope_level, deployment_stats.scope, metric, value
+    from deployment_stats
+    left join lead_stats using (scope_level, scope)
+    left join recovery_stats using (scope_level, scope)
+    cross join lateral (
+        values
+            ('deployment_frequency', deployment_stats.deployment_frequency),
+            ('lead_time', lead_stats.lead_time),
+            ('change_failure_rate', deployment_stats.change_failure_rate),
+            ('recovery_time', recovery_stats.recovery_time)
+    ) as metrics(metric, value)
+)
+
+select measured.*, bounds.starts as window_start, bounds.ends - 1 as window_end
+from measured
+cross join bounds

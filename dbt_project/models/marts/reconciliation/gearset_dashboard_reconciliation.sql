@@ -1,0 +1,79 @@
+-- Gearset's dashboard way beside our primary definitions, per pipeline (service) and day of the
+-- production deployments. Gearset's way (its reporting samples): every successful or partially
+-- successful, non-empty production deployment counts; lead time is the flat mean over the
+-- deployment's feature pull requests of Date - FirstCommitDate, falling back to CreatedAt, with
+-- no backlog exclusion; a failure is a reported bug of severity 1 or 2; restore time is a
+-- two-level mean: per deployment the mean of ResolvedAt - Date over its resolved bugs, then the
+-- mean over deployments. Ours: dora_metrics_daily (median and mean lead time from first commit,
+-- backlog excluded; every severity unless `failure_severity_threshold`; recovery bucketed by
+-- resolution day).
+with deployments as (
+    select * from {{ ref('int_deployments') }} where source = 'gearset' and is_counted
+),
+
+pull_requests as (
+    select
+        'gearset:' || deployment_id as deployment_id,
+        coalesce(first_commit_at, opened_at) as started_at
+    from {{ ref('stg_gearset__deployment_pull_requests') }}
+    where merged_at is not null
+),
+
+bugs as (
+    select 'gearset:' || deployment_id as deployment_id, severity, resolved_at
+    from {{ ref('stg_gearset__reported_bugs') }}
+),
+
+per_deployment as (
+    select
+        deployments.deployment_id,
+        deployments.service,
+        deployments.environment,
+        cast(deployments.deployed_at as date) as metric_date,
+        (select avg(epoch(deployments.deployed_at) - epoch(pr.started_at))
+         from pull_requests as pr where pr.deployment_id = deployments.deployment_id) as mean_lead_time,
+        exists (select 1 from bugs where bugs.deployment_id = deployments.deployment_id and bugs.severity <= 2)
+            as has_severe_bug,
+        (select avg(epoch(bugs.resolved_at) - epoch(deployments.deployed_at))
+         from bugs where bugs.deployment_id = deployments.deployment_id and bugs.resolved_at is not null)
+            as mean_restore_time
+    from deployments
+),
+
+gearset_way as (
+    select
+        service,
+        environment,
+        metric_date,
+        count(*) as deployments,
+        sum(mean_lead_time * (select count(*) from pull_requests as pr where pr.deployment_id = per_deployment.deployment_id))
+            / nullif(sum((select count(*) from pull_requests as pr where pr.deployment_id = per_deployment.deployment_id)), 0)
+            as lead_time_mean_seconds,
+        count(*) filter (where has_severe_bug) / count(*) as change_failure_rate,
+        avg(mean_restore_time) as restore_time_mean_seconds
+    from per_deployment
+    group by all
+),
+
+ours as (
+    select * from {{ ref('dora_metrics_daily') }}
+)
+
+select
+    gearset_way.service,
+    gearset_way.environment,
+    gearset_way.metric_date,
+    gearset_way.deployments as gearset_deployments,
+    ours.deployment_count as our_deployments,
+    gearset_way.lead_time_mean_seconds as gearset_lead_time_mean_seconds,
+    ours.lead_time_mean_seconds as our_lead_time_mean_seconds,
+    ours.lead_time_median_seconds as our_lead_time_median_seconds,
+    gearset_way.change_failure_rate as gearset_change_failure_rate,
+    ours.change_failure_rate as our_change_failure_rate,
+    gearset_way.restore_time_mean_seconds as gearset_restore_time_mean_seconds,
+    ours.recovery_time_mean_seconds as our_recovery_time_mean_seconds
+from gearset_way
+left join ours
+    on gearset_way.service = ours.service
+    and gearset_way.environment = ours.environment
+    and gearset_way.metric_date = ours.metric_date

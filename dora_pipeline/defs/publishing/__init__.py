@@ -1,0 +1,1 @@
+"""Publishing the built warehouse to analysts and BI tools."""

@@ -1,0 +1,44 @@
+"""The published warehouse: the DuckDB file analysts open and the Parquet exports BI tools read."""
+
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from dora_pipeline.publish import publish
+from dora_pipeline.report import build_report
+from dora_pipeline.settings import Settings
+
+
+def publication_assets(settings: Settings, marts: list[AssetKey]) -> list[AssetsDefinition]:
+    @asset(
+        name="published_warehouse",
+        group_name="publishing",
+        deps=marts,
+        description="Checkpoints the build warehouse, exports every mart to Parquet and publishes both atomically.",
+    )
+    def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
+        publication = publish(settings)
+        context.log.info(f"published {publication.warehouse} and {publication.exports}")
+        return MaterializeResult(
+            metadata={
+                "warehouse": MetadataValue.path(str(publication.warehouse)),
+                "exports": MetadataValue.path(str(publication.exports)),
+                "tables": MetadataValue.json(publication.tables),
+            }
+        )
+
+    @asset(
+        name="dora_report",
+        group_name="publishing",
+        deps=[published_warehouse],
+        description="The self-contained HTML report with charts, built from the published warehouse.",
+    )
+    def dora_report() -> MaterializeResult:
+        report = build_report(settings.duckdb_path, settings.report_path)
+        return MaterializeResult(
+            metadata={
+                "path": MetadataValue.path(str(report.path)),
+                "charts": report.charts,
+                "size_bytes": report.size_bytes,
+            }
+        )
+
+    return [published_warehouse, dora_report]
