@@ -16,7 +16,7 @@ from warehouse_checks import differences, mart_rows, string_values_containing, t
 
 from dora_pipeline.defs import build_definitions
 from dora_pipeline.refresh import run_refresh
-from dora_pipeline.sandbox.ground_truth import is_counted
+from dora_pipeline.sandbox.ground_truth import is_counted, performance_measures
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF, build_world
 from dora_pipeline.sources.registry import SOURCES
 
@@ -62,6 +62,15 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
         )
     truth = Counter(d.service for d in sandbox.world.view(sandbox.as_of).deployments if is_counted(d))
     assert counted == dict(truth)
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        levels = {
+            (r[0], r[1], r[2]): r[3]
+            for r in con.execute("select scope_level, scope, metric, value from marts.performance_levels").fetchall()
+        }
+    expected = performance_measures(sandbox.world.view(sandbox.as_of))
+    assert set(levels) == set(expected)
+    for key, value in expected.items():
+        assert levels[key] == (None if value is None else pytest.approx(value)), key
 
 
 def test_vendor_reconciliations_match_the_vendors_definitions(settings, sandbox, point_at_sandbox):

@@ -11,7 +11,7 @@ import calendar
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from dora_pipeline.sandbox.world import PARTIAL, SUCCEEDED, Deployment, World
 
@@ -66,6 +66,68 @@ def days_in_period(start: date, grain: str) -> int:
     return {"day": 1, "week": 7}.get(grain) or calendar.monthrange(start.year, start.month)[1]
 
 
+def _shipments(counted: list[Deployment]) -> tuple[set[str], dict[str, Deployment]]:
+    """The first counted deployment of each service and environment (it ships the backlog), and
+    the first counted deployment that shipped each change."""
+    first_of_env: set[str] = set()
+    seen_envs: set[tuple[str, str]] = set()
+    shipped_by: dict[str, Deployment] = {}
+    for d in counted:
+        if (d.service, d.environment) not in seen_envs:
+            seen_envs.add((d.service, d.environment))
+            first_of_env.add(d.deployment_id)
+        for change_id in d.change_ids:
+            shipped_by.setdefault(change_id, d)
+    return first_of_env, shipped_by
+
+
+def performance_measures(world: World, window_days: int = 90, severity_threshold: int | None = None) -> dict:
+    """The four measures per (scope_level, scope, metric) over the trailing window that ends at
+    the end of the day of the latest counted deployment, as `int_performance_measures` defines."""
+    counted = sorted((d for d in world.deployments if is_counted(d)), key=lambda d: d.deployed_at)
+    end = datetime.combine(counted[-1].deployed_at.date() + timedelta(days=1), datetime.min.time(), UTC)
+    start = end - timedelta(days=window_days)
+    teams = {s.name: s.team for s in world.services}
+    exposes_changes = {s.name for s in world.services if s.exposes_changes}
+    failures = [f for f in world.failures if severity_threshold is None or f.severity <= severity_threshold]
+    failed = {f.caused_by for f in failures}
+    by_id = {d.deployment_id: d for d in world.deployments}
+    first_of_env, shipped_by = _shipments(counted)
+    in_window = [d for d in counted if start <= d.deployed_at < end]
+    scopes = {("service", d.service) for d in counted} | {("team", teams[d.service]) for d in counted}
+    scopes.add(("overall", "all"))
+
+    def member(scope: tuple[str, str], service: str) -> bool:
+        return {"service": service, "team": teams[service], "overall": "all"}[scope[0]] == scope[1]
+
+    leads = [
+        (d.service, (d.deployed_at - world.changes[c].first_commit_at).total_seconds())
+        for c, d in shipped_by.items()
+        if start <= d.deployed_at < end
+        and d.deployment_id not in first_of_env
+        and d.service in exposes_changes
+        and world.changes[c].first_commit_at is not None
+        and d.deployed_at >= world.changes[c].first_commit_at
+    ]
+    recoveries = [
+        (f.service, (f.resolved_at - by_id[f.caused_by].deployed_at).total_seconds())
+        for f in failures
+        if f.resolved_at is not None and start <= f.resolved_at < end
+    ]
+    measures = {}
+    for scope in scopes:
+        deployments = [d for d in in_window if member(scope, d.service)]
+        scope_leads = [v for service, v in leads if member(scope, service)]
+        scope_recoveries = [v for service, v in recoveries if member(scope, service)]
+        measures[(*scope, "deployment_frequency")] = len(deployments) / window_days
+        measures[(*scope, "change_failure_rate")] = (
+            sum(d.deployment_id in failed for d in deployments) / len(deployments) if deployments else None
+        )
+        measures[(*scope, "lead_time")] = percentile(scope_leads, 0.5) if scope_leads else None
+        measures[(*scope, "recovery_time")] = percentile(scope_recoveries, 0.5) if scope_recoveries else None
+    return measures
+
+
 def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[tuple, dict]:
     """Metrics per (service, environment, UTC day), keyed like the `dora_metrics_daily` mart."""
     return metrics(world, "day", "service_environment", severity_threshold)
@@ -90,15 +152,8 @@ def metrics(world: World, grain: str, level: str, severity_threshold: int | None
     failures = [f for f in world.failures if severity_threshold is None or f.severity <= severity_threshold]
     failed_deployments = {f.caused_by for f in failures}
 
-    first_of_env: set[str] = set()
-    seen_envs: set[tuple[str, str]] = set()
-    shipped_by: dict[str, Deployment] = {}
+    first_of_env, shipped_by = _shipments(counted)
     for d in counted:
-        if (d.service, d.environment) not in seen_envs:
-            seen_envs.add((d.service, d.environment))
-            first_of_env.add(d.deployment_id)
-        for change_id in d.change_ids:
-            shipped_by.setdefault(change_id, d)
         b = buckets[key(d.service, d.environment, d.deployed_at)]
         b.deployments += 1
         b.deployment_days.add(d.deployed_at.date())
