@@ -3,7 +3,7 @@
 Charts are Plotly figures with plotly.js inlined once, so the file opens anywhere without a
 network. Sections: the five metrics week by week per team and per service, the current
 performance level of every service, team and the organisation against the benchmark year, the
-trend of the last full month against the month before, and the data-quality summary.
+trend of the latest month against the month before, and the data-quality summary.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def build_report(warehouse: Path, output: Path) -> Report:
             )
             select team, period_start, back, deployments_per_day, lead_time_median_seconds,
                    change_failure_rate, recovery_time_median_seconds, rework_rate
-            from months where back in (2, 3) order by team, back
+            from months where back in (1, 2) order by team, back
             """,
         )
         quality = _rows(
@@ -94,7 +94,7 @@ def build_report(warehouse: Path, output: Path) -> Report:
         *charts[len(METRICS) :],
         "<h2>Current performance level</h2>",
         _levels_table(levels),
-        "<h2>Trend: last full month against the month before</h2>",
+        "<h2>Trend: latest month (it may be partial) against the month before</h2>",
         _trend_table(trend),
         "<h2>Data quality</h2>",
         _table(quality, ["source", "entity", "outcome", "records"]),
@@ -153,7 +153,7 @@ def _trend_table(rows: list[dict]) -> str:
         months = {r["back"]: r for r in rows if r["team"] == team}
         cells = []
         for column, _, scale in METRICS:
-            last, before = (months.get(b, {}).get(column) for b in (2, 3))
+            last, before = (months.get(b, {}).get(column) for b in (1, 2))
             cells.append(f"<td>{_fmt(last, scale)} (was {_fmt(before, scale)})</td>")
         body.append(f"<tr><td>{html.escape(team)}</td>{''.join(cells)}</tr>")
     return f"<table>{head}{''.join(body)}</table>"
