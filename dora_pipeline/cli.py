@@ -135,6 +135,21 @@ def report(output: str | None) -> None:
     click.echo(f"report: {written.path} ({written.charts} charts, {written.size_bytes / 1e6:.1f} MB)")
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
+def ui(dagster_args: tuple[str, ...]) -> None:
+    """Open the Dagster UI (`dagster dev -w workspace.yaml`) with this warehouse's instance."""
+    from pathlib import Path
+
+    from dora_pipeline.settings import PACKAGE_DIR
+
+    settings = Settings.from_env()
+    settings.export()  # DAGSTER_HOME with telemetry off, before Dagster starts
+    dagster = Path(sys.executable).parent / "dagster"
+    workspace = PACKAGE_DIR.parent / "workspace.yaml"
+    os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), *dagster_args])
+
+
 @main.command()
 def summary() -> None:
     """Print the metrics per service from the warehouse."""
