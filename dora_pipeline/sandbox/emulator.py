@@ -11,6 +11,15 @@ from starlette.requests import Request
 from dora_pipeline.sandbox.world import World
 
 
+def iso_ms(value: datetime | None) -> str | None:
+    """A UTC timestamp as the APIs emit it: ISO 8601 with milliseconds and `Z`."""
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def parse_iso(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 @dataclass
 class Faults:
     """Knobs tests turn to exercise a client's error paths."""

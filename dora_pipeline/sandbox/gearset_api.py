@@ -27,19 +27,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dora_pipeline.sandbox.emulator import EmulatorState
+from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms, parse_iso
 from dora_pipeline.sandbox.world import CI_JOBS, FAILED, GEARSET, PARTIAL, SUCCEEDED, Change, Deployment, Service, World
 
 STATUS_NAMES = {SUCCEEDED: "Successful", PARTIAL: "PartiallySuccessful", FAILED: "Failed"}
 RUN_DURATION = timedelta(minutes=12)
-
-
-def iso(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def parse_iso(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 @dataclass
@@ -212,9 +204,9 @@ def _pull_request(change: Change, service_name: str) -> dict:
         "Url": f"https://git.example.com/{service_name}/pull/{change.number}",
         "AuthorUsername": change.author,
         "FeatureName": change.feature_name,
-        "CreatedAt": iso(change.opened_at),
-        "MergedAt": iso(change.merged_at),
-        "FirstCommitDate": iso(change.first_commit_at),
+        "CreatedAt": iso_ms(change.opened_at),
+        "MergedAt": iso_ms(change.merged_at),
+        "FirstCommitDate": iso_ms(change.first_commit_at),
     }
 
 
@@ -232,14 +224,14 @@ def _deployment(state: GearsetState, service, d: Deployment) -> dict:
                 "Id": f.failure_id,
                 "Title": f.title,
                 "Severity": str(f.severity) if i % 2 else f.severity,
-                "IdentifiedAt": iso(f.detected_at),
-                "ResolvedAt": iso(f.resolved_at),
+                "IdentifiedAt": iso_ms(f.detected_at),
+                "ResolvedAt": iso_ms(f.resolved_at),
             }
             for i, f in enumerate(state.failures_by_cause.get(d.deployment_id, []))
         ]
     return {
         "Id": d.deployment_id,
-        "Date": iso(d.deployed_at),
+        "Date": iso_ms(d.deployed_at),
         "Status": STATUS_NAMES[d.status],
         "PipelineEnvironmentId": d.env_id,
         "TargetOrg": {"OrgId": d.env_id[:18], "Name": d.environment},
@@ -260,8 +252,8 @@ def _ci_run(d: Deployment) -> dict:
     succeeded = d.status != FAILED
     return {
         "Id": d.deployment_id,
-        "StartTimeUtc": iso(d.deployed_at - RUN_DURATION),
-        "EndTimeUtc": iso(d.deployed_at),
+        "StartTimeUtc": iso_ms(d.deployed_at - RUN_DURATION),
+        "EndTimeUtc": iso_ms(d.deployed_at),
         "DeploymentSucceeded": succeeded,
         "JobType": "Deployment" if d.is_production else "Validation",
         "Trigger": "WebHook",

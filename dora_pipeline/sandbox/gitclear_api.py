@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dora_pipeline.sandbox.emulator import EmulatorState
+from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms
 from dora_pipeline.sandbox.world import FAILED, GITCLEAR, PRODUCTION, Change
 
 PER_PAGE = 50
@@ -27,10 +27,6 @@ PER_PAGE = 50
 
 def utc_words(value: datetime | None) -> str | None:
     return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def iso_ms(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 def _envelope_error(status: int, detail: str) -> JSONResponse:

@@ -24,20 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dora_pipeline.sandbox.emulator import EmulatorState
+from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms, parse_iso
 from dora_pipeline.sandbox.world import FAILED, GITLAB, Change, Deployment, Failure, Service, World
 
 SEVERITY_NAMES = {1: "CRITICAL", 2: "HIGH", 3: "MEDIUM", 4: "LOW"}
 CREATION_LEAD = timedelta(minutes=5)  # a deployment is created (running) this long before it finishes
 DORA_METRICS = ("deployment_frequency", "lead_time_for_changes", "time_to_restore_service", "change_failure_rate")
-
-
-def ts(value: datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def parse_ts(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 class GitlabState(EmulatorState):
@@ -75,6 +67,12 @@ class GitlabState(EmulatorState):
 
     def incidents(self, service: Service) -> list[Failure]:
         return [f for f in self.view.failures if f.service == service.name]
+
+
+def _authorized(request: Request, state: GitlabState) -> bool:
+    """`PRIVATE-TOKEN` or `Authorization: Bearer`, as GitLab accepts both."""
+    token = request.headers.get("private-token") or request.headers.get("authorization", "").removeprefix("Bearer ")
+    return token == state.token
 
 
 def _error(status: int, message: str, key: str = "message") -> JSONResponse:
@@ -186,9 +184,9 @@ def build_app(state: GitlabState) -> Starlette:
                 "id": f"{change.merge_sha[:-2]}{k:02d}",
                 "short_id": change.merge_sha[:8],
                 "title": change.title,
-                "created_at": ts(t),
-                "authored_date": ts(t),
-                "committed_date": ts(t),
+                "created_at": iso_ms(t),
+                "authored_date": iso_ms(t),
+                "committed_date": iso_ms(t),
                 "author_name": change.author,
             }
             for k, t in enumerate(reversed(times))  # GitLab lists newest first
@@ -231,8 +229,7 @@ def build_app(state: GitlabState) -> Starlette:
 
     async def dispatch(request: Request) -> JSONResponse:
         state.record(request)
-        token = request.headers.get("private-token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        if token != state.token:
+        if not _authorized(request, state):
             return _error(401, "401 Unauthorized")
         if (limited := state.take_rate_limit()) is not None:
             return JSONResponse(
@@ -253,8 +250,7 @@ def build_app(state: GitlabState) -> Starlette:
 
     async def group_projects(request: Request) -> JSONResponse:
         state.record(request)
-        token = request.headers.get("private-token") or request.headers.get("authorization", "").removeprefix("Bearer ")
-        if token != state.token:
+        if not _authorized(request, state):
             return _error(401, "401 Unauthorized")
         raw_path = request.scope.get("raw_path", b"").decode().split("?")[0]
         match = re.match(r"^/api/v4/groups/([^/]+)/projects$", raw_path)
@@ -275,9 +271,9 @@ def build_app(state: GitlabState) -> Starlette:
 def _filter_time(rows: list[dict], params, field: str) -> list[dict]:
     after, before = params.get(f"{field.split('_')[0]}_after"), params.get(f"{field.split('_')[0]}_before")
     if after:
-        rows = [r for r in rows if parse_ts(r[field]) >= parse_ts(after)]
+        rows = [r for r in rows if parse_iso(r[field]) >= parse_iso(after)]
     if before:
-        rows = [r for r in rows if parse_ts(r[field]) < parse_ts(before)]
+        rows = [r for r in rows if parse_iso(r[field]) < parse_iso(before)]
     return rows
 
 
@@ -313,8 +309,8 @@ def _deployment(state: GitlabState, service: Service, d: Deployment) -> dict:
         "iid": state.deployment_ids[d.deployment_id] - 9_999,
         "ref": "main",
         "sha": d.revision,
-        "created_at": ts(created),
-        "updated_at": ts(d.deployed_at if finished else created),
+        "created_at": iso_ms(created),
+        "updated_at": iso_ms(d.deployed_at if finished else created),
         "status": status,
         "user": {"username": "deploy-bot"},
         "environment": {k: env[k] for k in ("id", "name", "slug", "external_url")},
@@ -325,9 +321,9 @@ def _deployment(state: GitlabState, service: Service, d: Deployment) -> dict:
             "name": f"deploy:{d.environment}",
             "ref": "main",
             "tag": False,
-            "created_at": ts(created),
-            "started_at": ts(created),
-            "finished_at": ts(d.deployed_at) if finished else None,
+            "created_at": iso_ms(created),
+            "started_at": iso_ms(created),
+            "finished_at": iso_ms(d.deployed_at) if finished else None,
             "commit": {"id": d.revision, "short_id": d.revision[:8], "title": "Release"},
         },
     }
@@ -340,9 +336,9 @@ def _merge_request(state: GitlabState, service: Service, c: Change) -> dict:
         "project_id": service.project_id,
         "title": c.title,
         "state": "merged",
-        "created_at": ts(c.opened_at),
-        "updated_at": ts(c.merged_at),
-        "merged_at": ts(c.merged_at),
+        "created_at": iso_ms(c.opened_at),
+        "updated_at": iso_ms(c.merged_at),
+        "merged_at": iso_ms(c.merged_at),
         "closed_at": None,
         "target_branch": "main",
         "source_branch": c.feature_name,
@@ -365,9 +361,9 @@ def _incident(state: GitlabState, service: Service, f: Failure) -> dict:
         "project_id": service.project_id,
         "title": f.title,
         "state": "closed" if f.resolved_at else "opened",
-        "created_at": ts(f.detected_at),
-        "updated_at": ts(f.resolved_at or f.detected_at),
-        "closed_at": ts(f.resolved_at),
+        "created_at": iso_ms(f.detected_at),
+        "updated_at": iso_ms(f.resolved_at or f.detected_at),
+        "closed_at": iso_ms(f.resolved_at),
         "labels": ["incident", f"severity::{f.severity}"],
         "issue_type": "incident",
         "type": "INCIDENT",

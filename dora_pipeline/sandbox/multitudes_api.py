@@ -21,16 +21,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from dora_pipeline.sandbox.emulator import EmulatorState
+from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms
 from dora_pipeline.sandbox.world import FAILED, MULTITUDES, Deployment
 
 
 def _id(*parts: str) -> str:
     return str(uuid.UUID(hashlib.md5("|".join(parts).encode()).hexdigest()))
-
-
-def _iso(value) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 class MultitudesState(EmulatorState):
@@ -56,11 +52,11 @@ class MultitudesState(EmulatorState):
             "id": _id(d.deployment_id, version),
             "commitSha": commits,
             "environmentName": d.environment,
-            "deployedAt": _iso(d.deployed_at),
+            "deployedAt": iso_ms(d.deployed_at),
             "title": f"Release {d.revision[:7]}",
             "tags": tags,
             "isTest": d.is_test,
-            "createdAt": _iso(received),
+            "createdAt": iso_ms(received),
             "repository": service.project_path,
         }
 
