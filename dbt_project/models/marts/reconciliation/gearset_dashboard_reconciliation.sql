@@ -30,28 +30,35 @@ per_deployment as (
         deployments.service,
         deployments.environment,
         cast(deployments.deployed_at as date) as metric_date,
-        (select avg(epoch(deployments.deployed_at) - epoch(pr.started_at))
-         from pull_requests as pr where pr.deployment_id = deployments.deployment_id) as mean_lead_time,
-        exists (select 1 from bugs where bugs.deployment_id = deployments.deployment_id and bugs.severity <= 2)
-            as has_severe_bug,
-        (select avg(epoch(bugs.resolved_at) - epoch(deployments.deployed_at))
-         from bugs where bugs.deployment_id = deployments.deployment_id and bugs.resolved_at is not null)
-            as mean_restore_time
+        bool_or(bugs.severity <= 2) as has_severe_bug,
+        avg(epoch(bugs.resolved_at) - epoch(deployments.deployed_at)) as mean_restore_time
     from deployments
+    left join bugs on deployments.deployment_id = bugs.deployment_id
+    group by all
+),
+
+lead_times as (
+    select
+        deployments.service,
+        deployments.environment,
+        cast(deployments.deployed_at as date) as metric_date,
+        avg(epoch(deployments.deployed_at) - epoch(pull_requests.started_at)) as lead_time_mean_seconds
+    from deployments
+    inner join pull_requests on deployments.deployment_id = pull_requests.deployment_id
+    group by all
 ),
 
 gearset_way as (
     select
-        service,
-        environment,
-        metric_date,
+        per_deployment.service,
+        per_deployment.environment,
+        per_deployment.metric_date,
         count(*) as deployments,
-        sum(mean_lead_time * (select count(*) from pull_requests as pr where pr.deployment_id = per_deployment.deployment_id))
-            / nullif(sum((select count(*) from pull_requests as pr where pr.deployment_id = per_deployment.deployment_id)), 0)
-            as lead_time_mean_seconds,
-        count(*) filter (where has_severe_bug) / count(*) as change_failure_rate,
-        avg(mean_restore_time) as restore_time_mean_seconds
+        any_value(lead_times.lead_time_mean_seconds) as lead_time_mean_seconds,
+        count(*) filter (where per_deployment.has_severe_bug) / count(*) as change_failure_rate,
+        avg(per_deployment.mean_restore_time) as restore_time_mean_seconds
     from per_deployment
+    left join lead_times using (service, environment, metric_date)
     group by all
 ),
 
