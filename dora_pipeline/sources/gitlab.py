@@ -18,6 +18,7 @@ resource across projects: a project added later is read from the cursor on, not 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -135,7 +136,9 @@ class GitlabSettings:
         return self._resolved
 
 
+@contextmanager
 def _client_for(settings: GitlabSettings) -> Iterator[tuple[GitlabClient, list[dict]]]:
+    """A client and the resolved projects, closed when the resource is done."""
     client = settings.client()
     try:
         yield client, settings.resolved_projects(client)
@@ -155,7 +158,7 @@ def _client_for(settings: GitlabSettings) -> Iterator[tuple[GitlabClient, list[d
     },
 )
 def project_records(settings: GitlabSettings) -> Iterator[list[dict]]:
-    for _, projects in _client_for(settings):
+    with _client_for(settings) as (_, projects):
         yield [{k: p.get(k) for k in ("id", "name", "path_with_namespace", "web_url")} for p in projects]
 
 
@@ -171,7 +174,7 @@ def project_records(settings: GitlabSettings) -> Iterator[list[dict]]:
     },
 )
 def environments(settings: GitlabSettings) -> Iterator[list[dict]]:
-    for client, projects in _client_for(settings):
+    with _client_for(settings) as (client, projects):
         for project in projects:
             for page in client.pages(f"/projects/{project['id']}/environments"):
                 yield [
@@ -206,7 +209,7 @@ def deployments(
     settings: GitlabSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
-    for client, projects in _client_for(settings):
+    with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
         for project in projects:
             params = {"order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
@@ -312,7 +315,7 @@ def merge_requests(
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     """Merged MRs changed since the cursor, each with its first commit time (one extra request)."""
-    for client, projects in _client_for(settings):
+    with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
         for project in projects:
             params = {"state": "merged", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
@@ -350,7 +353,7 @@ def incidents(
     settings: GitlabSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
-    for client, projects in _client_for(settings):
+    with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
         for project in projects:
             params = {
@@ -394,7 +397,7 @@ def dora_metrics(
     cursor: dlt.sources.incremental[str] = dlt.sources.incremental("date"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     """GitLab's daily DORA values, in windows of at most 180 days (the API's limit)."""
-    for client, projects in _client_for(settings):
+    with _client_for(settings) as (client, projects):
         first = date.fromisoformat(str(cursor.start_value)[:10])
         today = datetime.now(UTC).date()
         for project in projects:
