@@ -32,6 +32,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
+from dora_pipeline.sources.batches import batch, schema_marker
 from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError
 
 SOURCE = "gearset"
@@ -311,6 +312,7 @@ def gearset_source(
 
 @dlt.resource(primary_key="id", write_disposition="merge", columns={c: {"data_type": "text"} for c in ("id", "name")})
 def pipelines(settings: GearsetSettings) -> Iterator[list[dict]]:
+    yield schema_marker()
     client = settings.client()
     try:
         wanted = set(settings.pipeline_ids)
@@ -335,6 +337,7 @@ def pipelines(settings: GearsetSettings) -> Iterator[list[dict]]:
     },
 )
 def environments(settings: GearsetSettings) -> Iterator[list[dict]]:
+    yield schema_marker()
     client = settings.client()
     try:
         for pipeline_id in settings.pipeline_ids:
@@ -368,6 +371,7 @@ def deployment_reports(
     The cursor has a default so dlt recognises it (annotations are strings in this module); the
     source passes the configured one with its initial value and look-back lag.
     """
+    yield schema_marker()
     client = settings.client()
     start = cursor.start_value or settings.start_date
     end = settings.end_date or datetime.now(UTC)
@@ -384,14 +388,14 @@ def deployment_reports(
 
 @dlt.transformer(primary_key="id", write_disposition="merge", columns=DEPLOYMENT_COLUMNS)
 def deployments(reports: list[dict]) -> Iterator[list[dict]]:
-    yield [r["deployment"] for r in reports]
+    yield batch([r["deployment"] for r in reports])
 
 
 @dlt.transformer(primary_key=("deployment_id", "number"), write_disposition="merge", columns=PULL_REQUEST_COLUMNS)
 def deployment_pull_requests(reports: list[dict]) -> Iterator[list[dict]]:
-    yield [pr for r in reports for pr in r["pull_requests"]]
+    yield batch([pr for r in reports for pr in r["pull_requests"]])
 
 
 @dlt.transformer(primary_key="id", write_disposition="merge", columns=BUG_COLUMNS)
 def reported_bugs(reports: list[dict]) -> Iterator[list[dict]]:
-    yield [bug for r in reports for bug in r["bugs"]]
+    yield batch([bug for r in reports for bug in r["bugs"]])

@@ -19,6 +19,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
+from dora_pipeline.sources.batches import schema_marker
 from dora_pipeline.sources.gearset import DEFAULT_BASE_URL, GearsetReportingClient, format_timestamp, report_windows
 from dora_pipeline.sources.http import SourceError
 
@@ -67,6 +68,7 @@ def gearset_automation_source(
     },
 )
 def ci_job_status_history(client, jobs: list[str]) -> Iterator[list[dict]]:
+    yield schema_marker()
     api = client()
     try:
         observed = datetime.now(UTC)
@@ -106,6 +108,7 @@ def ci_job_runs(
     window_days: int,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("end_time"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
+    yield schema_marker()
     services, environments = placement
     api = client()
     try:

@@ -19,6 +19,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
+from dora_pipeline.sources.batches import schema_marker
 from dora_pipeline.sources.http import ApiClient, SourceError
 
 SOURCE = "gitclear"
@@ -110,6 +111,7 @@ def pull_requests(
     settings: tuple,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("created_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
+    yield schema_marker()
     for path, records in _audit_pages(settings, "pull_requests", cursor.start_value):
         rows = []
         for pr in records:
@@ -148,6 +150,7 @@ def commits(
     settings: tuple,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("authored_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
+    yield schema_marker()
     for path, records in _audit_pages(settings, "commits", cursor.start_value):
         yield [
             {
@@ -176,6 +179,7 @@ def tags(
     settings: tuple,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("tagged_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
+    yield schema_marker()
     for path, records in _audit_pages(settings, "tags", cursor.start_value):
         yield [
             {
@@ -201,6 +205,7 @@ def tags(
     },
 )
 def report_points(settings: tuple, team_slug: str, start: datetime) -> Iterator[list[dict]]:
+    yield schema_marker()
     api, paths = _api(settings)
     with api:
         for path in paths:

@@ -27,6 +27,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
+from dora_pipeline.sources.batches import batch, schema_marker
 from dora_pipeline.sources.http import ApiClient, SourceError
 
 SOURCE = "gitlab"
@@ -158,6 +159,7 @@ def _client_for(settings: GitlabSettings) -> Iterator[tuple[GitlabClient, list[d
     },
 )
 def project_records(settings: GitlabSettings) -> Iterator[list[dict]]:
+    yield schema_marker()
     with _client_for(settings) as (_, projects):
         yield [{k: p.get(k) for k in ("id", "name", "path_with_namespace", "web_url")} for p in projects]
 
@@ -174,6 +176,7 @@ def project_records(settings: GitlabSettings) -> Iterator[list[dict]]:
     },
 )
 def environments(settings: GitlabSettings) -> Iterator[list[dict]]:
+    yield schema_marker()
     with _client_for(settings) as (client, projects):
         for project in projects:
             for page in client.pages(f"/projects/{project['id']}/environments"):
@@ -209,6 +212,7 @@ def deployments(
     settings: GitlabSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
+    yield schema_marker()
     with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
         for project in projects:
@@ -289,6 +293,7 @@ def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Ite
     """The MRs GitLab links to each successful deployment (one request per such deployment)."""
     successful = [r for r in rows if r["status"] == "success"]
     if not successful:
+        yield batch([])
         return
     client = settings.client()
     try:
@@ -315,6 +320,7 @@ def merge_requests(
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     """Merged MRs changed since the cursor, each with its first commit time (one extra request)."""
+    yield schema_marker()
     with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
         for project in projects:
@@ -353,6 +359,7 @@ def incidents(
     settings: GitlabSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
+    yield schema_marker()
     with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
         for project in projects:
@@ -397,6 +404,7 @@ def dora_metrics(
     cursor: dlt.sources.incremental[str] = dlt.sources.incremental("date"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     """GitLab's daily DORA values, in windows of at most 180 days (the API's limit)."""
+    yield schema_marker()
     with _client_for(settings) as (client, projects):
         first = date.fromisoformat(str(cursor.start_value)[:10])
         today = datetime.now(UTC).date()

@@ -18,6 +18,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
+from dora_pipeline.sources.batches import schema_marker
 from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError
 
 SOURCE = "multitudes"
@@ -59,6 +60,7 @@ def deployments(
     api_token: str,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("deployed_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
+    yield schema_marker()
     if not api_token:
         raise SourceError(SOURCE, "no api token configured", hint="set sources.multitudes.api_token")
     with ApiClient(SOURCE, base_url, {"Authorization": api_token}) as api:
