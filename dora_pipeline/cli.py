@@ -164,13 +164,17 @@ def _print_summary(settings: Settings) -> None:
             """
             select service, team,
                 sum(deployment_count) as deployments,
-                sum(failed_deployment_count) / nullif(sum(deployment_count), 0) as cfr,
+                bool_or(tracks_failures) as tracks_failures,
+                sum(failed_deployment_count) / nullif(sum(failure_tracked_deployment_count), 0) as cfr,
                 sum(rework_deployment_count) / nullif(sum(deployment_count), 0) as rework
             from marts.dora_metrics_daily group by all order by service
             """
         ).fetchall()
         lead = dict(
-            con.sql("select service, median(lead_time_seconds) / 3600 from marts.changes group by service").fetchall()
+            con.sql(
+                "select service, median(lead_time_seconds) / 3600 from marts.changes "
+                "where lead_time_exclusion_reason is null group by service"
+            ).fetchall()
         )
         recovery = dict(
             con.sql(
@@ -178,11 +182,13 @@ def _print_summary(settings: Settings) -> None:
                 "where is_qualifying group by service"
             ).fetchall()
         )
-    click.echo(f"\n{'service':<18}{'team':<12}{'deploys':>8}{'lead h':>9}{'CFR':>7}{'recov h':>9}{'rework':>8}")
-    for service, team, deployments, cfr, rework in rows:
+    click.echo(f"\n{'service':<18}{'team':<12}{'deploys':>8}{'lead h':>9}{'CFR':>13}{'recov h':>13}{'rework':>8}")
+    for service, team, deployments, tracks, cfr, rework in rows:
+        failure_cells = (
+            f"{_pct(cfr):>13}{_num(recovery.get(service)):>13}" if tracks else f"{'not tracked':>13}{'not tracked':>13}"
+        )
         click.echo(
-            f"{service:<18}{team:<12}{deployments:>8}{_num(lead.get(service)):>9}"
-            f"{_pct(cfr):>7}{_num(recovery.get(service)):>9}{_pct(rework):>8}"
+            f"{service:<18}{team:<12}{deployments:>8}{_num(lead.get(service)):>9}{failure_cells}{_pct(rework):>8}"
         )
     click.echo(f"\nwarehouse: {settings.duckdb_path}  (schema marts)")
     click.echo(f"exports:   {settings.exports_dir / 'current'}  (Parquet, one file per mart)")

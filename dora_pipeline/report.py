@@ -24,6 +24,10 @@ METRICS = (
     ("rework_rate", "Deployment rework rate (%)", 100.0),
 )
 
+# Failure metrics of a scope whose tools record no failures: shown as such, never as 0.
+FAILURE_COLUMNS = {"change_failure_rate", "recovery_time_median_seconds"}
+NOT_TRACKED = "not tracked"
+
 # Records script errors and, once loaded, how many charts rendered, on <body> (read by the
 # browser test and handy when a chart is missing).
 SELF_CHECK = """
@@ -70,7 +74,7 @@ def build_report(warehouse: Path, output: Path) -> Report:
                 select *, row_number() over (partition by team order by period_start desc) as back
                 from marts.dora_team_metrics_monthly
             )
-            select team, period_start, back, deployments_per_day, lead_time_median_seconds,
+            select team, period_start, back, tracks_failures, deployments_per_day, lead_time_median_seconds,
                    change_failure_rate, recovery_time_median_seconds, rework_rate
             from months where back in (1, 2) order by team, back
             """,
@@ -139,8 +143,10 @@ def _levels_table(levels: list[dict]) -> str:
     head = "<tr><th>scope</th><th>metric</th><th>value</th><th>level</th><th>band</th></tr>"
     rows = [
         f"<tr><td>{html.escape(str(r['scope_level']))}: {html.escape(str(r['scope']))}</td>"
-        f"<td>{html.escape(r['metric'])}</td><td>{_value(r['metric'], r['value'])}</td>"
-        f"<td class='{r['level'] or ''}'>{r['level'] or '-'}</td><td>{html.escape(str(r['band'] or '-'))}</td></tr>"
+        f"<td>{html.escape(r['metric'])}</td>"
+        f"<td>{NOT_TRACKED if r['level'] == 'not_tracked' else _value(r['metric'], r['value'])}</td>"
+        f"<td class='{r['level'] or ''}'>{(r['level'] or '-').replace('_', ' ')}</td>"
+        f"<td>{html.escape(str(r['band'] or '-'))}</td></tr>"
         for r in levels
     ]
     return f"<table>{head}{''.join(rows)}</table>"
@@ -152,7 +158,11 @@ def _trend_table(rows: list[dict]) -> str:
     for team in sorted({r["team"] for r in rows}):
         months = {r["back"]: r for r in rows if r["team"] == team}
         cells = []
+        tracks = any(m.get("tracks_failures") for m in months.values())
         for column, _, scale in METRICS:
+            if column in FAILURE_COLUMNS and not tracks:
+                cells.append(f"<td>{NOT_TRACKED}</td>")
+                continue
             last, before = (months.get(b, {}).get(column) for b in (1, 2))
             cells.append(f"<td>{_fmt(last, scale)} (was {_fmt(before, scale)})</td>")
         body.append(f"<tr><td>{html.escape(team)}</td>{''.join(cells)}</tr>")

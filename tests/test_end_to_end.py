@@ -16,7 +16,7 @@ from warehouse_checks import differences, mart_rows, string_values_containing, t
 
 from dora_pipeline.defs import build_definitions
 from dora_pipeline.refresh import run_refresh
-from dora_pipeline.sandbox.ground_truth import is_counted, performance_measures
+from dora_pipeline.sandbox.ground_truth import failure_tracking, is_counted, performance_measures
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF, build_world
 from dora_pipeline.sources.registry import SOURCES
 
@@ -71,6 +71,24 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
     assert set(levels) == set(expected)
     for key, value in expected.items():
         assert levels[key] == (None if value is None else pytest.approx(value)), key
+
+    # A service whose tools record no failures is `not_tracked`, never Elite at 0 %.
+    tracked = failure_tracking(sandbox.world.view(sandbox.as_of))
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        failure_levels = con.execute(
+            "select scope, metric, level from marts.performance_levels "
+            "where scope_level = 'service' and metric in ('change_failure_rate', 'recovery_time')"
+        ).fetchall()
+        not_tracked_rows = dict(
+            con.execute(
+                "select service, records from marts.data_quality where outcome = 'failures_not_tracked'"
+            ).fetchall()
+        )
+    services = {scope for scope, _, _ in failure_levels}
+    assert tracked and services - tracked  # the sandbox has both kinds
+    for scope, metric, level in failure_levels:
+        assert (level == "not_tracked") == (scope not in tracked), (scope, metric, level)
+    assert set(not_tracked_rows) == services - tracked
 
 
 def test_vendor_reconciliations_match_the_vendors_definitions(settings, sandbox, point_at_sandbox):

@@ -2,7 +2,9 @@
     and one level (`service_environment`, `team`, `overall`). Every level aggregates the records
     themselves, never lower-level results, so a team median is the median of its changes.
     A row exists for every bucket with a counted deployment, a change shipped, a failure resolved,
-    or a failure detected that is still open. -#}
+    or a failure detected that is still open. Where the scope does not track failures (see
+    int_failure_tracking) the failure columns are null, never 0; where it does, the change failure
+    rate's denominator is the counted deployments of the services that track failures. -#}
 {% macro dora_metrics(grain, level) -%}
 {%- set dims = {
     'service_environment': ['service', 'environment'],
@@ -35,6 +37,7 @@ deployment_buckets as (
         count(*) as deployment_count,
         count(distinct cast(deployments.deployed_at as date)) as deployment_days,
         count(*) filter (where deployments.is_fix or deployments.is_rollback) as rework_deployment_count,
+        count(*) filter (where deployments.tracks_failures) as failure_tracked_deployment_count,
         count(failed_deployments.deployment_id) as failed_deployment_count
     from deployments
     left join failed_deployments on deployments.deployment_id = failed_deployments.deployment_id
@@ -46,9 +49,9 @@ change_buckets as (
         {% for d in dims %}{{ d }}, {% endfor %}
         {{ period_bucket(grain, 'deployed_at') }} as period_start,
         count(*) as changes_deployed,
-        {{ duration_stats('lead_time_seconds', 'lead_time') }},
-        {{ duration_stats('merge_to_deploy_seconds', 'merge_to_deploy') }},
-        {{ duration_stats('open_to_deploy_seconds', 'open_to_deploy') }}
+        {{ duration_stats(counted_duration('lead_time'), 'lead_time') }},
+        {{ duration_stats(counted_duration('merge_to_deploy'), 'merge_to_deploy') }},
+        {{ duration_stats(counted_duration('open_to_deploy'), 'open_to_deploy') }}
     from changes
     group by all
 ),
@@ -83,6 +86,15 @@ spine as (
     select {{ keys | join(', ') }} from recovery_buckets
     union
     select {{ keys | join(', ') }} from open_buckets
+),
+
+{#- Whether the scope tracks failures: its service does, or one of the team's (organisation's) do. #}
+tracking as (
+    select
+        {% for d in dims if d != 'environment' %}{{ d }}, {% endfor %}
+        bool_or(tracks_failures) as tracks_failures
+    from {{ ref('int_failure_tracking') }}
+    {% if level != 'overall' %}group by {{ 'service' if level == 'service_environment' else 'team' }}{% endif %}
 )
 {%- if level == 'service_environment' %},
 
@@ -109,9 +121,13 @@ select
         / {% if grain == 'day' %}1{% elif grain == 'week' %}7{% else %}day(last_day(spine.period_start)){% endif %}
         as deployments_per_day,
     coalesce(deployment_buckets.rework_deployment_count, 0) as rework_deployment_count,
-    coalesce(deployment_buckets.failed_deployment_count, 0) as failed_deployment_count,
-    deployment_buckets.failed_deployment_count / nullif(deployment_buckets.deployment_count, 0)
-        as change_failure_rate,
+    coalesce(tracking.tracks_failures, false) as tracks_failures,
+    coalesce(deployment_buckets.failure_tracked_deployment_count, 0) as failure_tracked_deployment_count,
+    case when tracking.tracks_failures then coalesce(deployment_buckets.failed_deployment_count, 0) end
+        as failed_deployment_count,
+    case when tracking.tracks_failures then
+        deployment_buckets.failed_deployment_count / nullif(deployment_buckets.failure_tracked_deployment_count, 0)
+    end as change_failure_rate,
     deployment_buckets.rework_deployment_count / nullif(deployment_buckets.deployment_count, 0)
         as rework_rate,
     coalesce(change_buckets.changes_deployed, 0) as changes_deployed,
@@ -121,14 +137,14 @@ select
     change_buckets.{{ metric }}_{{ stat }}_seconds,
     {% endfor %}
     {% endfor %}
-    coalesce(recovery_buckets.failures_resolved, 0) as failures_resolved,
+    case when tracking.tracks_failures then coalesce(recovery_buckets.failures_resolved, 0) end as failures_resolved,
     {% for metric in ['recovery_time', 'time_to_restore'] %}
-    coalesce(recovery_buckets.{{ metric }}_n, 0) as {{ metric }}_n,
+    case when tracking.tracks_failures then coalesce(recovery_buckets.{{ metric }}_n, 0) end as {{ metric }}_n,
     {% for stat in ['median', 'p75', 'p90', 'mean'] %}
     recovery_buckets.{{ metric }}_{{ stat }}_seconds,
     {% endfor %}
     {% endfor %}
-    coalesce(open_buckets.open_failures, 0) as open_failures
+    case when tracking.tracks_failures then coalesce(open_buckets.open_failures, 0) end as open_failures
 from spine
 {%- set using = 'using (' ~ keys | join(', ') ~ ')' %}
 left join deployment_buckets {{ using }}
@@ -137,6 +153,11 @@ left join recovery_buckets {{ using }}
 left join open_buckets {{ using }}
 {%- if level == 'service_environment' %}
 left join teams on spine.service = teams.service
+left join tracking on spine.service = tracking.service
+{%- elif level == 'team' %}
+left join tracking on spine.team = tracking.team
+{%- else %}
+cross join tracking
 {%- endif %}
 {%- endmacro %}
 

@@ -2,10 +2,10 @@
     when it is enabled (var `dora_sources`) and provides it. -#}
 {% macro source_entities() -%}
     {{ return({
-        'gearset': ['deployments', 'changes', 'change_deployments', 'failures'],
-        'gitlab': ['deployments', 'changes', 'change_deployments', 'failures', 'deployment_commits'],
+        'gearset': ['deployments', 'changes', 'change_deployments', 'failures', 'failure_tracking'],
+        'gitlab': ['deployments', 'changes', 'change_deployments', 'failures', 'deployment_commits', 'failure_tracking'],
         'multitudes': ['deployments', 'deployment_commits'],
-        'gitclear': ['changes'],
+        'gitclear': ['changes', 'failure_tracking'],
         'gearset_automation': ['deployments', 'deployment_commits'],
     }) }}
 {%- endmacro %}

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from dora_pipeline.sandbox.world import PARTIAL, SUCCEEDED, Deployment, World
+from dora_pipeline.sandbox.world import GEARSET, GITCLEAR, GITLAB, PARTIAL, SUCCEEDED, Deployment, World
 
 DURATION_METRICS = ("lead_time", "merge_to_deploy", "open_to_deploy", "recovery_time", "time_to_restore")
 
@@ -42,11 +42,44 @@ def is_counted(d: Deployment) -> bool:
     return d.is_production and d.status in (SUCCEEDED, PARTIAL) and not d.is_test and not d.is_empty
 
 
+def failure_tracking(world: World, configured: dict[str, bool] | None = None) -> set[str]:
+    """The services that track failures, by the rule of the definitions, from the world's facts.
+
+    A service the configuration names is what it says. Otherwise it tracks failures when it really
+    records them (`tracks_failures`) and one of its tools shows it in what is visible: Gearset
+    marks every production deployment of such a pipeline (`ReportedBugs` is an array), GitLab and
+    GitClear only show it once a failure (incident, critical defect) exists. Only services the
+    warehouse has seen (a deployment, change or failure) are in scope.
+    """
+    configured = configured or {}
+    seen = {d.service for d in world.deployments} | {c.service for c in world.changes.values()}
+    seen |= {f.service for f in world.failures}
+    with_failures = {f.service for f in world.failures}
+    production = {d.service for d in world.deployments if d.is_production}
+    tracked = set()
+    for service in world.services:
+        if service.name not in seen:
+            continue
+        if service.name in configured:
+            shows = configured[service.name]
+        else:
+            tools = set(service.tools)
+            shows = service.tracks_failures and (
+                (GEARSET in tools and service.name in production)
+                or (bool({GITLAB, GITCLEAR} & tools) and service.name in with_failures)
+            )
+        if shows:
+            tracked.add(service.name)
+    return tracked
+
+
 @dataclass
 class _Bucket:
     deployments: int = 0
+    tracked_deployments: int = 0
     rework: int = 0
     failed: int = 0
+    resolved: int = 0
     open_failures: int = 0
 
     def __post_init__(self) -> None:
@@ -81,15 +114,26 @@ def _shipments(counted: list[Deployment]) -> tuple[set[str], dict[str, Deploymen
     return first_of_env, shipped_by
 
 
-def performance_measures(world: World, window_days: int = 90, severity_threshold: int | None = None) -> dict:
+def performance_measures(
+    world: World,
+    window_days: int = 90,
+    severity_threshold: int | None = None,
+    configured_tracking: dict[str, bool] | None = None,
+) -> dict:
     """The four measures per (scope_level, scope, metric) over the trailing window that ends at
-    the end of the day of the latest counted deployment, as `int_performance_measures` defines."""
+    the end of the day of the latest counted deployment, as `int_performance_measures` defines.
+    The failure measures are None for a scope none of whose services tracks failures."""
     counted = sorted((d for d in world.deployments if is_counted(d)), key=lambda d: d.deployed_at)
     end = datetime.combine(counted[-1].deployed_at.date() + timedelta(days=1), datetime.min.time(), UTC)
     start = end - timedelta(days=window_days)
     teams = {s.name: s.team for s in world.services}
     exposes_changes = {s.name for s in world.services if s.exposes_changes}
-    failures = [f for f in world.failures if severity_threshold is None or f.severity <= severity_threshold]
+    tracked = failure_tracking(world, configured_tracking)
+    failures = [
+        f
+        for f in world.failures
+        if f.service in tracked and (severity_threshold is None or f.severity <= severity_threshold)
+    ]
     failed = {f.caused_by for f in failures}
     by_id = {d.deployment_id: d for d in world.deployments}
     first_of_env, shipped_by = _shipments(counted)
@@ -119,12 +163,18 @@ def performance_measures(world: World, window_days: int = 90, severity_threshold
         deployments = [d for d in in_window if member(scope, d.service)]
         scope_leads = [v for service, v in leads if member(scope, service)]
         scope_recoveries = [v for service, v in recoveries if member(scope, service)]
+        tracking = any(member(scope, s) for s in tracked)
+        tracked_deployments = [d for d in deployments if d.service in tracked]
         measures[(*scope, "deployment_frequency")] = len(deployments) / window_days
         measures[(*scope, "change_failure_rate")] = (
-            sum(d.deployment_id in failed for d in deployments) / len(deployments) if deployments else None
+            sum(d.deployment_id in failed for d in tracked_deployments) / len(tracked_deployments)
+            if tracking and tracked_deployments
+            else None
         )
         measures[(*scope, "lead_time")] = percentile(scope_leads, 0.5) if scope_leads else None
-        measures[(*scope, "recovery_time")] = percentile(scope_recoveries, 0.5) if scope_recoveries else None
+        measures[(*scope, "recovery_time")] = (
+            percentile(scope_recoveries, 0.5) if tracking and scope_recoveries else None
+        )
     return measures
 
 
@@ -133,9 +183,16 @@ def daily_metrics(world: World, severity_threshold: int | None = None) -> dict[t
     return metrics(world, "day", "service_environment", severity_threshold)
 
 
-def metrics(world: World, grain: str, level: str, severity_threshold: int | None = None) -> dict[tuple, dict]:
+def metrics(
+    world: World,
+    grain: str,
+    level: str,
+    severity_threshold: int | None = None,
+    configured_tracking: dict[str, bool] | None = None,
+) -> dict[tuple, dict]:
     """Metrics per bucket of `grain` (day, week, month) at `level` (service_environment, team,
-    overall), keyed by the level's dimensions and the bucket's first day."""
+    overall), keyed by the level's dimensions and the bucket's first day. Where the bucket's scope
+    does not track failures, its failure columns are None."""
     buckets: dict[tuple, _Bucket] = defaultdict(_Bucket)
     teams = {s.name: s.team for s in world.services}
     counted = sorted((d for d in world.deployments if is_counted(d)), key=lambda d: d.deployed_at)
@@ -149,8 +206,20 @@ def metrics(world: World, grain: str, level: str, severity_threshold: int | None
             return teams.get(service, "unassigned"), start
         return (start,)
 
-    failures = [f for f in world.failures if severity_threshold is None or f.severity <= severity_threshold]
+    tracked = failure_tracking(world, configured_tracking)
+    failures = [
+        f
+        for f in world.failures
+        if f.service in tracked and (severity_threshold is None or f.severity <= severity_threshold)
+    ]
     failed_deployments = {f.caused_by for f in failures}
+
+    def scope_tracks(k: tuple) -> bool:
+        if level == "service_environment":
+            return k[0] in tracked
+        if level == "team":
+            return any(teams.get(s, "unassigned") == k[0] for s in tracked)
+        return bool(tracked)
 
     first_of_env, shipped_by = _shipments(counted)
     for d in counted:
@@ -158,6 +227,7 @@ def metrics(world: World, grain: str, level: str, severity_threshold: int | None
         b.deployments += 1
         b.deployment_days.add(d.deployed_at.date())
         b.rework += d.is_fix or d.is_rollback
+        b.tracked_deployments += d.service in tracked
         b.failed += d.deployment_id in failed_deployments
 
     exposes_changes = {s.name for s in world.services if s.exposes_changes}
@@ -181,25 +251,33 @@ def metrics(world: World, grain: str, level: str, severity_threshold: int | None
             buckets[key(f.service, cause.environment, f.detected_at)].open_failures += 1
             continue
         b = buckets[key(f.service, cause.environment, f.resolved_at)]
+        b.resolved += 1
         b.durations["recovery_time"].append((f.resolved_at - cause.deployed_at).total_seconds())
         b.durations["time_to_restore"].append((f.resolved_at - f.detected_at).total_seconds())
 
     rows = {}
     for k, b in buckets.items():
         days = days_in_period(k[-1], grain)
-        row: dict[str, float | int | None] = {
+        tracks = scope_tracks(k)
+        row: dict[str, float | int | bool | None] = {
             "deployment_count": b.deployments,
             "deployment_days": len(b.deployment_days),
             "deployments_per_day": b.deployments / days,
             "days_in_period": days,
             "rework_deployment_count": b.rework,
-            "failed_deployment_count": b.failed,
-            "change_failure_rate": b.failed / b.deployments if b.deployments else None,
+            "tracks_failures": tracks,
+            "failure_tracked_deployment_count": b.tracked_deployments,
+            "failed_deployment_count": b.failed if tracks else None,
+            "change_failure_rate": b.failed / b.tracked_deployments if tracks and b.tracked_deployments else None,
             "rework_rate": b.rework / b.deployments if b.deployments else None,
-            "open_failures": b.open_failures,
+            "open_failures": b.open_failures if tracks else None,
         }
         for metric, values in b.durations.items():
             for stat, value in summarize(values).items():
                 row[f"{metric}_{stat}" if stat == "n" else f"{metric}_{stat}_seconds"] = value
+        if not tracks:
+            for metric in ("recovery_time", "time_to_restore"):
+                row[f"{metric}_n"] = None
+        row["failures_resolved"] = b.resolved if tracks else None
         rows[k] = row
     return rows

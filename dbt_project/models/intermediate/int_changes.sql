@@ -1,5 +1,7 @@
 -- One row per change (merged pull/merge request), linked to the first counted deployment that
--- shipped it, with its lead time and the reason it is left out of lead time, if any.
+-- shipped it. Every duration is the plain arithmetic (negative and backlog values included), with
+-- the reason it is left out of the aggregates beside it (null when it counts): an analyst can
+-- always see and recompute what was excluded. Aggregates read `counted_duration(...)`.
 with links as (
     select * from {{ ref('int_change_deployments') }}
 ),
@@ -49,22 +51,17 @@ linked as (
 timed as (
     select
         *,
-        epoch(deployed_at) - epoch(first_commit_at) as raw_lead_time_seconds,
-        case when not is_first_deployment_backlog then {{ seconds_between('first_commit_at', 'deployed_at') }} end
-            as lead_time_seconds,
-        case when not is_first_deployment_backlog then {{ seconds_between('merged_at', 'deployed_at') }} end
-            as merge_to_deploy_seconds,
-        case when not is_first_deployment_backlog then {{ seconds_between('opened_at', 'deployed_at') }} end
-            as open_to_deploy_seconds
+        epoch(deployed_at) - epoch(first_commit_at) as lead_time_seconds,
+        epoch(deployed_at) - epoch(merged_at) as merge_to_deploy_seconds,
+        epoch(deployed_at) - epoch(opened_at) as open_to_deploy_seconds
     from linked
 )
 
 select
-    * exclude (raw_lead_time_seconds),
-    case
-        when deployment_id is null then 'change_not_deployed'
-        when is_first_deployment_backlog then 'first_deployment_backlog'
-        when first_commit_at is null then 'change_without_first_commit'
-        when raw_lead_time_seconds < 0 then 'negative_duration'
-    end as lead_time_exclusion_reason
+    *,
+    {{ duration_exclusion('lead_time_seconds', 'change_without_first_commit') }} as lead_time_exclusion_reason,
+    {{ duration_exclusion('merge_to_deploy_seconds', 'change_without_start_time') }}
+        as merge_to_deploy_exclusion_reason,
+    {{ duration_exclusion('open_to_deploy_seconds', 'change_without_start_time') }}
+        as open_to_deploy_exclusion_reason
 from timed

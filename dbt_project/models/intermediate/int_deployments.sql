@@ -60,6 +60,10 @@ teams as (
     {{ service_teams_relation() }}
 ),
 
+tracking as (
+    select service, tracks_failures from {{ ref('int_failure_tracking') }}
+),
+
 classified as (
     select
         unioned.* exclude (is_fix, is_rollback, is_failure_reported, source_rank),
@@ -68,6 +72,7 @@ classified as (
         unioned.is_failure_reported or coalesce(inherited.is_failure_reported, false) as is_failure_reported,
         matches.duplicate_of,
         coalesce(teams.team, 'unassigned') as team,
+        coalesce(tracking.tracks_failures, false) as tracks_failures,
         case
             when unioned.is_test then 'test_deployment'
             when matches.duplicate_of is not null
@@ -80,6 +85,7 @@ classified as (
     left join matches on unioned.deployment_id = matches.deployment_id
     left join inherited on unioned.deployment_id = inherited.deployment_id
     left join teams on unioned.service = teams.service
+    left join tracking on unioned.service = tracking.service
 )
 
 select

@@ -1,6 +1,7 @@
 -- Every production failure, linked to the deployment that caused it: as the source recorded it
 -- (`explicit`), else the latest counted deployment of the service at or before detection within
--- `failure_window_days` (`window`), else `none`. Recovery durations are computed here.
+-- `failure_window_days` (`window`), else `none`. Recovery durations are computed here. A failure
+-- qualifies for the metrics when its service tracks failures and its severity passes the threshold.
 with unioned as (
     select * from {{ ref('int_failures_unioned') }}
 ),
@@ -11,6 +12,10 @@ deployments as (
 
 teams as (
     {{ service_teams_relation() }}
+),
+
+tracking as (
+    select service, tracks_failures from {{ ref('int_failure_tracking') }}
 ),
 
 windowed as (
@@ -50,11 +55,14 @@ select
     coalesce(cause.environment, 'unattributed') as environment,
     cause.deployed_at as caused_by_deployed_at,
     coalesce(cause.is_counted, false) as caused_by_counted_deployment,
+    coalesce(tracking.tracks_failures, false) as tracks_failures,
     {% set threshold = var('failure_severity_threshold') %}
-    {% if threshold is none %}true{% else %}coalesce(linked.severity <= {{ threshold }}, true){% endif %}
+    coalesce(tracking.tracks_failures, false)
+    {%- if threshold is not none %} and coalesce(linked.severity <= {{ threshold }}, true){% endif %}
         as is_qualifying,
     {{ seconds_between('cause.deployed_at', 'linked.resolved_at') }} as recovery_time_seconds,
     {{ seconds_between('linked.detected_at', 'linked.resolved_at') }} as time_to_restore_seconds
 from linked
 left join deployments as cause on linked.caused_by_deployment_id = cause.deployment_id
 left join teams on linked.source_service = teams.service
+left join tracking on coalesce(cause.service, linked.source_service) = tracking.service

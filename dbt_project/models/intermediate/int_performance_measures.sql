@@ -1,7 +1,9 @@
 -- The four DORA measures of every service, team and the whole organisation over a trailing
 -- window (var `performance_window_days`, default 90, ending on the day of the latest counted
 -- deployment), from the records: deployments per day, median lead time, change failure rate,
--- median failed deployment recovery time (time to restore for the 2021 bands).
+-- median failed deployment recovery time (time to restore for the 2021 bands). The two failure
+-- measures are null for a scope none of whose services tracks failures, and the change failure
+-- rate divides by the counted deployments of the services that do.
 {% set window_days = var('performance_window_days') %}
 with deployments as (
     select * from {{ ref('int_deployments') }} where is_counted
@@ -25,11 +27,20 @@ scopes as (
     select distinct 'overall', 'all', service, team from deployments
 ),
 
+scope_tracking as (
+    select scopes.scope_level, scopes.scope, coalesce(bool_or(tracking.tracks_failures), false) as tracks_failures
+    from scopes
+    left join {{ ref('int_failure_tracking') }} as tracking on scopes.service = tracking.service
+    group by all
+),
+
 deployment_stats as (
     select
         scopes.scope_level, scopes.scope,
         count(deployments.deployment_id) / {{ window_days }} as deployment_frequency,
-        count(failed.deployment_id) / nullif(count(deployments.deployment_id), 0) as change_failure_rate
+        count(failed.deployment_id)
+            / nullif(count(deployments.deployment_id) filter (where deployments.tracks_failures), 0)
+            as change_failure_rate
     from scopes
     cross join bounds
     left join deployments
@@ -43,7 +54,7 @@ deployment_stats as (
 ),
 
 lead_stats as (
-    select scopes.scope_level, scopes.scope, median(changes.lead_time_seconds) as lead_time
+    select scopes.scope_level, scopes.scope, median({{ counted_duration('changes.lead_time') }}) as lead_time
     from scopes
     cross join bounds
     inner join {{ ref('int_changes') }} as changes
@@ -66,16 +77,17 @@ recovery_stats as (
 ),
 
 measured as (
-    select deployment_stats.scope_level, deployment_stats.scope, metric, value
+    select deployment_stats.scope_level, deployment_stats.scope, metric, value, scope_tracking.tracks_failures
     from deployment_stats
+    inner join scope_tracking using (scope_level, scope)
     left join lead_stats using (scope_level, scope)
     left join recovery_stats using (scope_level, scope)
     cross join lateral (
         values
             ('deployment_frequency', deployment_stats.deployment_frequency),
             ('lead_time', lead_stats.lead_time),
-            ('change_failure_rate', deployment_stats.change_failure_rate),
-            ('recovery_time', recovery_stats.recovery_time)
+            ('change_failure_rate', case when scope_tracking.tracks_failures then deployment_stats.change_failure_rate end),
+            ('recovery_time', case when scope_tracking.tracks_failures then recovery_stats.recovery_time end)
     ) as metrics(metric, value)
 )
 

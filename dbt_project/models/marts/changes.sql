@@ -1,5 +1,7 @@
 -- One row per change with its lead time and stages: coding (first commit -> opened),
--- review (opened -> merged), deploy (merged -> deployed).
+-- review (opened -> merged), deploy (merged -> deployed). Lead time and its variants are the plain
+-- arithmetic, negative and backlog values included, with the reason each is left out of the
+-- aggregates beside it (null when it counts).
 select
     change_id,
     source,
@@ -22,5 +24,7 @@ select
     {{ seconds_between('first_commit_at', 'opened_at') }} as coding_seconds,
     {{ seconds_between('opened_at', 'merged_at') }} as review_seconds,
     merge_to_deploy_seconds as deploy_seconds,
-    lead_time_exclusion_reason
+    lead_time_exclusion_reason,
+    merge_to_deploy_exclusion_reason,
+    open_to_deploy_exclusion_reason
 from {{ ref('int_changes') }}

@@ -1,10 +1,19 @@
--- Per source, service and entity (deployment, change, failure): how many records were extracted,
--- how many count, and how many were left out for each reason of the definitions.
+-- Per source, service and entity: how many records were extracted, how many count, and how many
+-- were left out for each reason of the definitions. Entities: deployment, change (its lead time),
+-- change_merge_to_deploy and change_open_to_deploy (the variants, each with its own exclusions),
+-- failure. A service that does not track failures gets a `failures_not_tracked` failure row whose
+-- records are the failures it recorded anyway (0 when its tools record none).
 with outcomes as (
-    select source, service, 'deployment' as entity, coalesce(exclusion_reason, 'counted') as outcome
+    select source, service, 'deployment' as entity, coalesce(exclusion_reason, 'counted') as outcome, 1 as records
     from {{ ref('int_deployments') }}
     union all
-    select source, service, 'change', coalesce(lead_time_exclusion_reason, 'counted')
+    select source, service, 'change', coalesce(lead_time_exclusion_reason, 'counted'), 1
+    from {{ ref('int_changes') }}
+    union all
+    select source, service, 'change_merge_to_deploy', coalesce(merge_to_deploy_exclusion_reason, 'counted'), 1
+    from {{ ref('int_changes') }}
+    union all
+    select source, service, 'change_open_to_deploy', coalesce(open_to_deploy_exclusion_reason, 'counted'), 1
     from {{ ref('int_changes') }}
     union all
     select
@@ -12,16 +21,22 @@ with outcomes as (
         service,
         'failure',
         case
+            when not tracks_failures then 'failures_not_tracked'
             when caused_by_deployment_id is null then 'failure_without_deployment'
             when resolved_at is null then 'failure_unresolved'
             when recovery_time_seconds is null or time_to_restore_seconds is null then 'negative_duration'
             else 'counted'
-        end
+        end,
+        1
     from {{ ref('int_failures') }}
+    union all
+    select distinct source, service, 'failure', 'failures_not_tracked', 0
+    from {{ ref('int_deployments') }}
+    where not tracks_failures
 ),
 
 counted as (
-    select source, coalesce(service, 'unknown') as service, entity, outcome, count(*) as records
+    select source, coalesce(service, 'unknown') as service, entity, outcome, sum(records) as records
     from outcomes
     group by all
 )
@@ -33,5 +48,5 @@ select
     outcome,
     records,
     sum(records) over (partition by source, service, entity) as records_extracted,
-    records / sum(records) over (partition by source, service, entity) as share_of_extracted
+    records / nullif(sum(records) over (partition by source, service, entity), 0) as share_of_extracted
 from counted

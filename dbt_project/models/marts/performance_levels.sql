@@ -3,7 +3,8 @@
 -- `benchmark_year` (seed dora_benchmarks). Rule for DORA's overlapping and non-contiguous bands:
 -- among the bands that contain the value, the best level; when none does, the band nearest to the
 -- value (on a log scale for frequencies and durations, by absolute difference for the change
--- failure rate), the worse level on a tie.
+-- failure rate), the worse level on a tie. A scope that does not track failures is `not_tracked` on
+-- the change failure rate and recovery time: it never rates Elite on what it cannot measure.
 with measured as (
     select * from {{ ref('int_performance_measures') }}
 ),
@@ -49,7 +50,11 @@ select
     measured.scope,
     measured.metric,
     measured.value,
-    chosen.level,
+    case
+        when measured.metric in ('change_failure_rate', 'recovery_time') and not measured.tracks_failures
+            then 'not_tracked'
+        else chosen.level
+    end as level,
     chosen.band,
     {{ var('benchmark_year') }} as benchmark_year,
     measured.window_start,
