@@ -37,9 +37,14 @@ def differences(
     severity_threshold: int | None = None,
     grain: str = "day",
     level: str = "service_environment",
+    names: dict[str, str] | None = None,
+    configured_tracking: dict[str, bool] | None = None,
 ) -> list[str]:
-    """Every (row, column) where the mart and the ground truth disagree, worded for a failure."""
-    truth = metrics(world, grain, level, severity_threshold)
+    """Every (row, column) where the mart and the ground truth disagree, worded for a failure.
+    `names` maps the world's service names to the warehouse's where the catalog renames them."""
+    truth = metrics(world, grain, level, severity_threshold, configured_tracking)
+    if names and level == "service_environment":
+        truth = {(names.get(k[0], k[0]), *k[1:]): row for k, row in truth.items()}
     mart = mart_rows(path, grain, level)
     problems = [f"missing row {k}" for k in truth.keys() - mart.keys()]
     problems += [f"unexpected row {k}" for k in mart.keys() - truth.keys()]

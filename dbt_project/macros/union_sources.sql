@@ -2,11 +2,11 @@
     when it is enabled (var `dora_sources`) and provides it. -#}
 {% macro source_entities() -%}
     {{ return({
-        'gearset': ['deployments', 'changes', 'change_deployments', 'failures', 'failure_tracking'],
-        'gitlab': ['deployments', 'changes', 'change_deployments', 'failures', 'deployment_commits', 'failure_tracking'],
-        'multitudes': ['deployments', 'deployment_commits'],
-        'gitclear': ['changes', 'failure_tracking'],
-        'gearset_automation': ['deployments', 'deployment_commits'],
+        'gearset': ['deployments', 'changes', 'change_deployments', 'failures', 'failure_tracking', 'service_keys'],
+        'gitlab': ['deployments', 'changes', 'change_deployments', 'failures', 'deployment_commits', 'failure_tracking', 'service_keys'],
+        'multitudes': ['deployments', 'deployment_commits', 'service_keys'],
+        'gitclear': ['changes', 'failure_tracking', 'service_keys'],
+        'gearset_automation': ['deployments', 'deployment_commits', 'service_keys'],
     }) }}
 {%- endmacro %}
 

@@ -42,7 +42,7 @@ class GitclearState(EmulatorState):
             (
                 s
                 for s in self.world.services_in(GITCLEAR)
-                if s.project_path in resource_path or resource_path.endswith(s.project_path)
+                if s.repository_path in resource_path or resource_path.endswith(s.repository_path)
             ),
             None,
         )
@@ -72,7 +72,7 @@ class GitclearState(EmulatorState):
                     {
                         "name": f"release-{i + 1}",
                         "sha": d.revision,
-                        "repo": service.project_path,
+                        "repo": service.repository_path,
                         "tagged_at": utc_words(d.deployed_at),
                     },
                 )
@@ -85,7 +85,7 @@ def _pull_request(service, c: Change) -> dict:
     return {
         "number": c.number,
         "title": c.title,
-        "repo": service.project_path,
+        "repo": service.repository_path,
         "state": "merged",
         "created_at": iso_ms(c.opened_at),
         "merged_at": utc_words(c.merged_at),
@@ -106,7 +106,7 @@ def _commit(service, c: Change) -> dict:
         "entered_gitclear_at": iso_ms(c.opened_at),
         "message": c.title,
         "presence": "existent",
-        "repo": service.project_path,
+        "repo": service.repository_path,
         "sha": c.merge_sha[::-1],
         "sites": [],
         "state": "analysis_complete",

@@ -280,8 +280,8 @@ def _filter_time(rows: list[dict], params, field: str) -> list[dict]:
 def _project(service: Service) -> dict:
     return {
         "id": service.project_id,
-        "name": service.name,
-        "path": service.name,
+        "name": service.project_name,
+        "path": service.project_name,
         "path_with_namespace": service.project_path,
         "web_url": f"https://gitlab.example.com/{service.project_path}",
     }

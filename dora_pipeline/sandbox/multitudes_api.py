@@ -57,7 +57,7 @@ class MultitudesState(EmulatorState):
             "tags": tags,
             "isTest": d.is_test,
             "createdAt": iso_ms(received),
-            "repository": service.project_path,
+            "repository": service.repository_path,
         }
 
 

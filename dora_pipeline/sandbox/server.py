@@ -18,9 +18,12 @@ from dora_pipeline.sandbox.world import (
     CI_JOBS,
     DEFAULT_AS_OF,
     DEFAULT_SEED,
+    DEFAULT_SERVICES,
     GEARSET,
     GITCLEAR,
     GITLAB,
+    MULTITUDES,
+    ServiceSpec,
     World,
     build_world,
 )
@@ -74,8 +77,13 @@ class Sandbox:
     servers: dict[str, LoopbackServer]
 
     @classmethod
-    def start(cls, seed: int = DEFAULT_SEED, as_of: datetime = DEFAULT_AS_OF) -> Sandbox:
-        world = build_world(seed)
+    def start(
+        cls,
+        seed: int = DEFAULT_SEED,
+        as_of: datetime = DEFAULT_AS_OF,
+        services: tuple[ServiceSpec, ...] = DEFAULT_SERVICES,
+    ) -> Sandbox:
+        world = build_world(seed, services=services)
         states = {name: state_cls(world, as_of, f"sandbox-{name}-token") for name, (state_cls, _) in EMULATORS.items()}
         servers = {}
         try:
@@ -106,36 +114,51 @@ class Sandbox:
         return self.states[emulator].requests
 
     def source_environment(self) -> dict[str, str]:
-        """The `SOURCES__...` settings that point every dlt source at this sandbox."""
+        """The `SOURCES__...` settings that point every dlt source at this sandbox (the sources of
+        the tools the world's services use)."""
         start = (self.world.start - timedelta(days=1)).isoformat()
         gitlab_projects = self.world.services_in(GITLAB)
         ci_jobs = self.world.services_in(CI_JOBS)
-        return {
-            "SOURCES__GEARSET__BASE_URL": self.base_url("gearset"),
-            "SOURCES__GEARSET__API_TOKEN": self.gearset.token,
-            "SOURCES__GEARSET__PIPELINE_IDS": json.dumps([s.service_id for s in self.world.services_in(GEARSET)]),
-            "SOURCES__GEARSET__START_DATE": start,
-            "SOURCES__GEARSET__POLL_INTERVAL_SECONDS": "0.05",
-            "SOURCES__GITLAB__BASE_URL": self.base_url("gitlab") + "/api/v4",
-            "SOURCES__GITLAB__PRIVATE_TOKEN": self.states["gitlab"].token,
-            # one project by full path, the others by numeric id: both must work
-            "SOURCES__GITLAB__PROJECTS": json.dumps(
-                [gitlab_projects[0].project_path] + [s.project_id for s in gitlab_projects[1:]]
-            ),
-            "SOURCES__GITLAB__START_DATE": start,
-            "SOURCES__MULTITUDES__BASE_URL": self.base_url("multitudes"),
-            "SOURCES__MULTITUDES__API_TOKEN": self.states["multitudes"].token,
-            "SOURCES__GITCLEAR__BASE_URL": self.base_url("gitclear") + "/api/v1",
-            "SOURCES__GITCLEAR__API_TOKEN": self.states["gitclear"].token,
-            "SOURCES__GITCLEAR__RESOURCE_PATHS": json.dumps([s.project_path for s in self.world.services_in(GITCLEAR)]),
-            "SOURCES__GITCLEAR__START_DATE": start,
-            "SOURCES__GEARSET_AUTOMATION__BASE_URL": self.base_url("gearset"),
-            "SOURCES__GEARSET_AUTOMATION__API_TOKEN": self.gearset.token,
-            "SOURCES__GEARSET_AUTOMATION__CI_JOB_IDS": json.dumps([s.service_id for s in ci_jobs]),
-            "SOURCES__GEARSET_AUTOMATION__JOB_SERVICES": json.dumps({s.service_id: s.name for s in ci_jobs}),
-            "SOURCES__GEARSET_AUTOMATION__START_DATE": start,
-            "SOURCES__GEARSET_AUTOMATION__POLL_INTERVAL_SECONDS": "0.05",
+        settings = {
+            GEARSET: {
+                "SOURCES__GEARSET__BASE_URL": self.base_url("gearset"),
+                "SOURCES__GEARSET__API_TOKEN": self.gearset.token,
+                "SOURCES__GEARSET__PIPELINE_IDS": json.dumps([s.service_id for s in self.world.services_in(GEARSET)]),
+                "SOURCES__GEARSET__START_DATE": start,
+                "SOURCES__GEARSET__POLL_INTERVAL_SECONDS": "0.05",
+            },
+            GITLAB: {
+                "SOURCES__GITLAB__BASE_URL": self.base_url("gitlab") + "/api/v4",
+                "SOURCES__GITLAB__PRIVATE_TOKEN": self.states["gitlab"].token,
+                # one project by full path, the others by numeric id: both must work
+                "SOURCES__GITLAB__PROJECTS": json.dumps(
+                    [p.project_path for p in gitlab_projects[:1]] + [s.project_id for s in gitlab_projects[1:]]
+                ),
+                "SOURCES__GITLAB__START_DATE": start,
+            },
+            MULTITUDES: {
+                "SOURCES__MULTITUDES__BASE_URL": self.base_url("multitudes"),
+                "SOURCES__MULTITUDES__API_TOKEN": self.states["multitudes"].token,
+            },
+            GITCLEAR: {
+                "SOURCES__GITCLEAR__BASE_URL": self.base_url("gitclear") + "/api/v1",
+                "SOURCES__GITCLEAR__API_TOKEN": self.states["gitclear"].token,
+                "SOURCES__GITCLEAR__RESOURCE_PATHS": json.dumps(
+                    [s.repository_path for s in self.world.services_in(GITCLEAR)]
+                ),
+                "SOURCES__GITCLEAR__START_DATE": start,
+            },
+            CI_JOBS: {
+                "SOURCES__GEARSET_AUTOMATION__BASE_URL": self.base_url("gearset"),
+                "SOURCES__GEARSET_AUTOMATION__API_TOKEN": self.gearset.token,
+                "SOURCES__GEARSET_AUTOMATION__CI_JOB_IDS": json.dumps([s.service_id for s in ci_jobs]),
+                "SOURCES__GEARSET_AUTOMATION__JOB_SERVICES": json.dumps({s.service_id: s.name for s in ci_jobs}),
+                "SOURCES__GEARSET_AUTOMATION__START_DATE": start,
+                "SOURCES__GEARSET_AUTOMATION__POLL_INTERVAL_SECONDS": "0.05",
+            },
         }
+        used = {tool for service in self.world.services for tool in service.tools}
+        return {name: value for tool, values in settings.items() if tool in used for name, value in values.items()}
 
     def service_teams(self) -> dict[str, str]:
         return {s.name: s.team for s in self.world.services}

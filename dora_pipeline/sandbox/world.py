@@ -66,6 +66,10 @@ class ServiceSpec:
     tracks_failures: bool = True
     merges_per_day: float = 3.0
     release_probability: float = 0.75
+    # How the tools name it: GitLab's full project path (the project's name is its last segment)
+    # and the Multitudes/GitClear repository; both default to `acme/<name>`.
+    gitlab_path: str | None = None
+    repository: str | None = None
 
 
 @dataclass
@@ -77,6 +81,8 @@ class Service:
     tracks_failures: bool
     tools: tuple[str, ...]
     project_id: int
+    gitlab_path: str | None = None
+    repository: str | None = None
 
     @property
     def exposes_changes(self) -> bool:
@@ -84,8 +90,18 @@ class Service:
 
     @property
     def project_path(self) -> str:
-        """GitLab full path and GitClear repo path of the service."""
-        return f"acme/{self.name}"
+        """GitLab's full project path of the service."""
+        return self.gitlab_path or f"acme/{self.name}"
+
+    @property
+    def project_name(self) -> str:
+        """GitLab's project name: the last segment of its path."""
+        return self.project_path.rsplit("/", 1)[-1]
+
+    @property
+    def repository_path(self) -> str:
+        """The repository Multitudes and GitClear know the service by."""
+        return self.repository or f"acme/{self.name}"
 
     @property
     def production(self) -> Environment:
@@ -245,6 +261,8 @@ class _ServiceHistory:
             tracks_failures=spec.tracks_failures,
             tools=spec.tools,
             project_id=1000 + index,
+            gitlab_path=spec.gitlab_path,
+            repository=spec.repository,
         )
         self.empty_releases = not (EMPTINESS_BLIND_TOOLS & set(spec.tools))
         self.changes: list[Change] = []

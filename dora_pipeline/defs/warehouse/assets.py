@@ -7,6 +7,8 @@ import dlt
 from dagster import AssetExecutionContext, AssetsDefinition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from dora_pipeline.catalog import load_catalog
+
 TRANSLATOR = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
 
 
@@ -14,7 +16,7 @@ def dbt_vars(sources: list[str]) -> dict:
     """Metric settings from dlt's configuration (`[dora]` in .dlt/config.toml or `DORA__*`)."""
     return {
         "dora_sources": sources,
-        "service_teams": dlt.config.get("dora.service_teams", dict) or {},
+        **load_catalog().dbt_vars(),
         "failure_window_days": dlt.config.get("dora.failure_window_days", int) or 7,
         "failure_severity_threshold": dlt.config.get("dora.failure_severity_threshold", int),
     }

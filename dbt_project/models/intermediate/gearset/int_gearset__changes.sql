@@ -8,22 +8,28 @@ deployments as (
     select * from {{ ref('stg_gearset__deployments') }}
 ),
 
-pipelines as (
-    select * from {{ ref('stg_gearset__pipelines') }}
+per_pipeline as (
+    select
+        deployments.pipeline_id,
+        pull_requests.pull_request_number,
+        any_value(pull_requests.title) as title,
+        min(pull_requests.opened_at) as opened_at,
+        min(pull_requests.merged_at) as merged_at,
+        min(pull_requests.first_commit_at) as first_commit_at
+    from pull_requests
+    inner join deployments on pull_requests.deployment_id = deployments.deployment_id
+    where pull_requests.merged_at is not null
+    group by deployments.pipeline_id, pull_requests.pull_request_number
 )
 
 select
-    'gearset:' || deployments.pipeline_id || ':' || pull_requests.pull_request_number as change_id,
+    'gearset:' || pipeline_id || ':' || pull_request_number as change_id,
     'gearset' as source,
-    cast(pull_requests.pull_request_number as varchar) as source_change_id,
-    any_value(coalesce(pipelines.pipeline_name, deployments.pipeline_id)) as service,
-    any_value(pull_requests.title) as title,
-    min(pull_requests.opened_at) as opened_at,
-    min(pull_requests.merged_at) as merged_at,
-    min(pull_requests.first_commit_at) as first_commit_at,
+    cast(pull_request_number as varchar) as source_change_id,
+    {{ service_of('gearset', 'per_pipeline.pipeline_id') }} as service,
+    title,
+    opened_at,
+    merged_at,
+    first_commit_at,
     cast(null as varchar) as merge_sha
-from pull_requests
-inner join deployments on pull_requests.deployment_id = deployments.deployment_id
-left join pipelines on deployments.pipeline_id = pipelines.pipeline_id
-where pull_requests.merged_at is not null
-group by 1, 2, 3
+from per_pipeline

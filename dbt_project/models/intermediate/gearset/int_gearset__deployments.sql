@@ -9,10 +9,6 @@ environments as (
     select * from {{ ref('stg_gearset__environments') }}
 ),
 
-pipelines as (
-    select * from {{ ref('stg_gearset__pipelines') }}
-),
-
 remedies as (
     select
         deployment_id,
@@ -26,7 +22,7 @@ select
     'gearset:' || deployments.deployment_id as deployment_id,
     'gearset' as source,
     deployments.deployment_id as source_deployment_id,
-    coalesce(pipelines.pipeline_name, deployments.pipeline_id) as service,
+    {{ service_of('gearset', 'deployments.pipeline_id') }} as service,
     coalesce(environments.environment_name, deployments.environment_id) as environment,
     coalesce(environments.is_production, false) as is_production,
     deployments.status,
@@ -39,5 +35,4 @@ select
     false as is_failure_reported
 from deployments
 left join environments on deployments.environment_id = environments.environment_id
-left join pipelines on deployments.pipeline_id = pipelines.pipeline_id
 left join remedies on deployments.deployment_id = remedies.deployment_id

@@ -1,12 +1,4 @@
 -- Bugs Gearset records against the production deployment that caused them (explicit link).
-with deployments as (
-    select * from {{ ref('stg_gearset__deployments') }}
-),
-
-pipelines as (
-    select * from {{ ref('stg_gearset__pipelines') }}
-)
-
 select
     'gearset:' || bugs.bug_id as failure_id,
     'gearset' as source,
@@ -17,7 +9,6 @@ select
     bugs.resolved_at,
     'gearset:' || bugs.deployment_id as caused_by_deployment_id,
     cast(null as varchar) as fixed_by_deployment_id,
-    pipelines.pipeline_name as source_service
+    {{ service_of('gearset', 'deployments.pipeline_id') }} as source_service
 from {{ ref('stg_gearset__reported_bugs') }} as bugs
-left join deployments on bugs.deployment_id = deployments.deployment_id
-left join pipelines on deployments.pipeline_id = pipelines.pipeline_id
+left join {{ ref('stg_gearset__deployments') }} as deployments on bugs.deployment_id = deployments.deployment_id

@@ -4,7 +4,7 @@ select
     'gearset_automation:' || run_id as deployment_id,
     'gearset_automation' as source,
     run_id as source_deployment_id,
-    service,
+    {{ service_of('gearset_automation', 'job_id') }} as service,
     environment,
     coalesce(lower(environment) like 'prod%', false) as is_production,
     case when deployment_succeeded then 'succeeded' else 'failed' end as status,

@@ -4,7 +4,7 @@ select
     'gitclear:' || repo || ':' || pull_request_number as change_id,
     'gitclear' as source,
     cast(pull_request_number as varchar) as source_change_id,
-    split_part(repo, '/', -1) as service,
+    {{ service_of('gitclear', 'repo') }} as service,
     title,
     opened_at,
     merged_at,

@@ -23,11 +23,10 @@ select
     'gitlab:' || merge_requests.project_id || ':' || merge_requests.merge_request_iid as change_id,
     'gitlab' as source,
     cast(merge_requests.merge_request_iid as varchar) as source_change_id,
-    projects.project_name as service,
+    {{ service_of('gitlab', 'cast(merge_requests.project_id as varchar)') }} as service,
     merge_requests.title,
     merge_requests.opened_at,
     merge_requests.merged_at,
     merge_requests.first_commit_at,
     merge_requests.merge_sha
 from merge_requests
-left join {{ ref('stg_gitlab__projects') }} as projects on merge_requests.project_id = projects.project_id

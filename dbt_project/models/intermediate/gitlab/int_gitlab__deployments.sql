@@ -17,7 +17,7 @@ select
     'gitlab:' || deployments.deployment_id as deployment_id,
     'gitlab' as source,
     cast(deployments.deployment_id as varchar) as source_deployment_id,
-    projects.project_name as service,
+    {{ service_of('gitlab', 'cast(deployments.project_id as varchar)') }} as service,
     coalesce(environments.environment_name, deployments.environment_name) as environment,
     coalesce(environments.is_production, false) as is_production,
     deployments.status,
@@ -29,7 +29,6 @@ select
     coalesce(remedies.is_rollback, false) as is_rollback,
     false as is_failure_reported
 from deployments
-left join {{ ref('stg_gitlab__projects') }} as projects on deployments.project_id = projects.project_id
 left join {{ ref('stg_gitlab__environments') }} as environments
     on deployments.environment_id = environments.environment_id
 left join remedies on deployments.deployment_id = remedies.deployment_id

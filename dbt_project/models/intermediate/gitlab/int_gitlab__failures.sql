@@ -9,6 +9,5 @@ select
     incidents.resolved_at,
     cast(null as varchar) as caused_by_deployment_id,
     cast(null as varchar) as fixed_by_deployment_id,
-    projects.project_name as source_service
+    {{ service_of('gitlab', 'cast(incidents.project_id as varchar)') }} as source_service
 from {{ ref('stg_gitlab__incidents') }} as incidents
-left join {{ ref('stg_gitlab__projects') }} as projects on incidents.project_id = projects.project_id

@@ -10,7 +10,7 @@ select
     'multitudes:' || deployment_id as deployment_id,
     'multitudes' as source,
     deployment_id as source_deployment_id,
-    coalesce(nullif(split_part(repository, '/', -1), ''), 'unknown') as service,
+    {{ service_of('multitudes', "coalesce(repository, '')") }} as service,
     environment_name as environment,
     coalesce(lower(environment_name) like 'prod%', false) as is_production,
     'succeeded' as status,

@@ -2,13 +2,23 @@
 -- repository's service (failures recorded by any source): defects detected in the week, and the
 -- mean hours from detection to resolution of those resolved in the week. GitClear's `x` labels
 -- carry no year, so weeks are dated by the end date in each point's url.
-with points as (
+with per_repo as (
     select
-        split_part(resource_path, '/', -1) as service,
+        resource_path,
         week_end,
         max(value) filter (where segment = 'defect_detected_count') as gitclear_defects_detected,
         max(value) filter (where segment = 'mean_hours_to_resolved') as gitclear_mean_hours_to_resolved
     from {{ ref('stg_gitclear__report_points') }}
+    group by all
+),
+
+points as (
+    select
+        {{ service_of('gitclear', 'per_repo.resource_path') }} as service,
+        week_end,
+        max(gitclear_defects_detected) as gitclear_defects_detected,
+        max(gitclear_mean_hours_to_resolved) as gitclear_mean_hours_to_resolved
+    from per_repo
     group by all
 ),
 

@@ -4,11 +4,7 @@
 -- deployments' merge requests (negatives clamped to 0, backlog included); change failure rate =
 -- incidents opened that day / max(deployments that day, 1); time to restore = median open time
 -- of incidents closed that day. A non-zero difference means the extraction missed something.
-with projects as (
-    select * from {{ ref('stg_gitlab__projects') }}
-),
-
-deployments as (
+with deployments as (
     select deployments.*
     from {{ ref('stg_gitlab__deployments') }} as deployments
     inner join {{ ref('stg_gitlab__environments') }} as environments
@@ -75,7 +71,7 @@ theirs as (
 
 select
     coalesce(ours.project_id, theirs.project_id) as project_id,
-    projects.project_name as service,
+    {{ service_of('gitlab', 'cast(coalesce(ours.project_id, theirs.project_id) as varchar)') }} as service,
     coalesce(ours.metric, theirs.metric) as metric,
     coalesce(ours.metric_date, theirs.metric_date) as metric_date,
     theirs.value as gitlab_value,
@@ -94,4 +90,3 @@ full outer join theirs
     on ours.project_id = theirs.project_id
     and ours.metric = theirs.metric
     and ours.metric_date = theirs.metric_date
-left join projects on coalesce(ours.project_id, theirs.project_id) = projects.project_id
