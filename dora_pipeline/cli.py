@@ -61,7 +61,7 @@ def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
                 click.echo(f"  {name:<10} {server.base_url}")
             os.environ.update(sandbox.source_environment())
             os.environ["DORA__SERVICE_TEAMS"] = json.dumps(sandbox.service_teams())
-            outcome = run_refresh(settings, log_level="DEBUG" if debug else "WARNING")
+            outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL")
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into one line
         _fail(exc, debug)
     click.echo(
@@ -69,21 +69,32 @@ def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
         f"{outcome.checks_passed} checks passed in {time.monotonic() - started:.1f} s"
     )
     _print_summary(settings)
+    _fail_on_source_failures(outcome)
 
 
 @main.command()
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
 def run(debug: bool) -> None:
     """Run dora_refresh against the real APIs configured in .dlt/ or SOURCES__* variables."""
+    from dora_pipeline.catalog import load_catalog
     from dora_pipeline.refresh import run_refresh
-    from dora_pipeline.sources.registry import SOURCES, enabled_sources
+    from dora_pipeline.sources.registry import SOURCES, configured_sources, setting_name
 
     settings = Settings.from_env()
     started = time.monotonic()
+    if not configured_sources():
+        click.echo("error: no source is configured", err=True)
+        click.echo(
+            f"hint: set a source's token, e.g. {setting_name('gitlab', 'private_token')}; see the README section "
+            "'Configuration for real APIs'",
+            err=True,
+        )
+        sys.exit(1)
     try:
-        for name in enabled_sources():
+        for name in configured_sources():
             SOURCES[name].build()  # resolves configuration: a missing key fails here, before any request
-        outcome = run_refresh(settings, log_level="DEBUG" if debug else "WARNING")
+        load_catalog()
+        outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL")
     except Exception as exc:  # noqa: BLE001
         _fail(exc, debug)
     click.echo(
@@ -91,6 +102,7 @@ def run(debug: bool) -> None:
         f"in {time.monotonic() - started:.1f} s"
     )
     _print_summary(settings)
+    _fail_on_source_failures(outcome)
 
 
 @main.command()
@@ -154,6 +166,23 @@ def ui(dagster_args: tuple[str, ...]) -> None:
 def summary() -> None:
     """Print the metrics per service from the warehouse."""
     _print_summary(Settings.from_env())
+
+
+def _fail_on_source_failures(outcome) -> None:
+    """The warehouse was published from the other sources and the failed ones' last good data;
+    say which failed, what to fix, and exit non-zero so a scheduler notices."""
+    from dora_pipeline.sources.registry import SOURCES, setting_name
+
+    if not outcome.failed_sources:
+        return
+    for failure in outcome.failed_sources:
+        click.echo(f"error: {failure.describe()}", err=True)
+        if any(code in failure.error for code in ("HTTP 401", "HTTP 403")):
+            key = setting_name(failure.source, SOURCES[failure.source].token_key)
+            click.echo(f"hint: check {key}", err=True)
+        elif "could not reach" in failure.error or "HTTP 404" in failure.error:
+            click.echo(f"hint: check {setting_name(failure.source, 'base_url')}", err=True)
+    sys.exit(1)
 
 
 def _print_summary(settings: Settings) -> None:

@@ -45,6 +45,7 @@ def test_only_configured_sources_are_built(settings, monkeypatch):
         "staging",
         "intermediate",
         "marts",
+        "dora_ops",
     }
     assert raw_sources == {"gitlab"}
     assert AssetKey(["staging", "stg_gearset__deployments"]) not in graph.get_all_asset_keys()

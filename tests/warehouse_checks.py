@@ -62,7 +62,9 @@ def differences(
 
 RAW_SCHEMAS = ("raw_gearset", "raw_gitlab", "raw_multitudes", "raw_gitclear", "raw_gearset_automation")
 # Appended on purpose at every refresh: a history of observations, not of records.
-SNAPSHOT_TABLES = {"raw_gearset_automation.ci_job_status_history"}
+SNAPSHOT_TABLES = {"raw_gearset_automation.ci_job_status_history", "marts.source_freshness"}
+# When each source was last extracted: it moves with every refresh, by design.
+OBSERVATION_COLUMNS = {"source_data_as_of"}
 
 
 def table_fingerprint(path: Path, schemas: tuple[str, ...] = (*RAW_SCHEMAS, "marts")) -> dict[str, tuple]:
@@ -80,8 +82,8 @@ def table_fingerprint(path: Path, schemas: tuple[str, ...] = (*RAW_SCHEMAS, "mar
                 c
                 for (c,) in con.sql(
                     "select column_name from duckdb_columns() where schema_name = ? and table_name = ? "
-                    "and column_name not in ('_dlt_load_id', '_dlt_id')",
-                    params=[schema, table],
+                    "and column_name not in ('_dlt_load_id', '_dlt_id') and column_name not in (select unnest(?))",
+                    params=[schema, table, sorted(OBSERVATION_COLUMNS)],
                 ).fetchall()
             ]
             select = ", ".join(f'"{c}"' for c in columns)

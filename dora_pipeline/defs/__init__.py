@@ -21,7 +21,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     settings.export()
     sources = enabled_sources()
     project = prepared_project(sources)
-    warehouse = warehouse_assets(project, sources)
+    warehouse = warehouse_assets(project, sources, settings)
     marts = [key for key in warehouse.keys if key.path[0] == "marts"]
     return Definitions(
         assets=[

@@ -45,6 +45,23 @@ class SourceRecordError(SourceError):
         self.field = field
 
 
+def user_message(exc: BaseException) -> str:
+    """The clearest one-line account of `exc`: the innermost SourceError in its chain (dlt wraps
+    a source's errors in its own), else the exception's class and first line."""
+    found: BaseException | None = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, SourceError):
+            found = current
+        current = current.__cause__ or current.__context__
+    if found is not None:
+        return str(found).strip().splitlines()[0]
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
 class _Retryable(Exception):
     def __init__(self, response: httpx.Response):
         super().__init__(f"HTTP {response.status_code}")

@@ -46,6 +46,21 @@ SOURCES = {
 }
 
 
+def setting_name(source: str, key: str) -> str:
+    """The environment variable that sets `sources.<source>.<key>`."""
+    return f"SOURCES__{source}__{key}".upper()
+
+
+def configured_sources() -> list[str]:
+    """The sources a run uses: those listed in `dora.sources`, else those with a token."""
+    return [name for name in enabled_sources() if _is_configured(name)]
+
+
+def _is_configured(name: str) -> bool:
+    spec = SOURCES[name]
+    return bool(dlt.config.get("dora.sources", list)) or bool(dlt.secrets.get(f"sources.{name}.{spec.token_key}"))
+
+
 def enabled_sources() -> list[str]:
     chosen = dlt.config.get("dora.sources", list)
     if chosen:

@@ -2,7 +2,8 @@
 -- were left out for each reason of the definitions. Entities: deployment, change (its lead time),
 -- change_merge_to_deploy and change_open_to_deploy (the variants, each with its own exclusions),
 -- failure. A service that does not track failures gets a `failures_not_tracked` failure row whose
--- records are the failures it recorded anyway (0 when its tools record none).
+-- records are the failures it recorded anyway (0 when its tools record none). Every row carries its
+-- source's freshness: the status of its latest extraction and when its data was last extracted.
 with outcomes as (
     select source, service, 'deployment' as entity, coalesce(exclusion_reason, 'counted') as outcome, 1 as records
     from {{ ref('int_deployments') }}
@@ -42,11 +43,15 @@ counted as (
 )
 
 select
-    source,
-    service,
-    entity,
-    outcome,
-    records,
-    sum(records) over (partition by source, service, entity) as records_extracted,
-    records / nullif(sum(records) over (partition by source, service, entity), 0) as share_of_extracted
+    counted.source,
+    counted.service,
+    counted.entity,
+    counted.outcome,
+    counted.records,
+    sum(counted.records) over (partition by counted.source, counted.service, counted.entity) as records_extracted,
+    counted.records / nullif(sum(counted.records) over (partition by counted.source, counted.service, counted.entity), 0)
+        as share_of_extracted,
+    freshness.last_status as source_status,
+    freshness.last_success_at as source_data_as_of
 from counted
+left join {{ ref('int_source_freshness') }} as freshness on counted.source = freshness.source

@@ -2,14 +2,26 @@
 
 dagster-dbt keys a dbt source table `[source_name, table_name]`; giving each dlt resource the same
 key is what draws lineage from a raw table to the staging model that reads it.
+
+A source that cannot be extracted (a revoked token, an outage) does not stop the refresh: its
+step records the failure (`dora_ops.source_runs`), makes sure its raw tables exist (typed and
+empty on a first run), and reports its tables with `extraction: failed`, so the warehouse is
+built from the last good data of that source and the others. The job's last step then fails the
+run, naming the source (see `publishing/assets.py`).
 """
 
+from datetime import UTC, datetime
+
 import dlt
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec
+from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec, MaterializeResult
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.sources import DltSource
 
+from dora_pipeline import source_runs
 from dora_pipeline.settings import Settings
+from dora_pipeline.sources.batches import schema_marker
+from dora_pipeline.sources.http import user_message
 from dora_pipeline.sources.registry import SOURCES
 
 
@@ -33,6 +45,27 @@ def raw_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
     )
 
 
+def empty_tables(source: DltSource) -> DltSource:
+    """A source of the same name whose resources load nothing but their typed tables."""
+    resources = []
+    for resource in source.selected_resources.values():
+        table = resource.compute_table_schema()
+        resources.append(
+            dlt.resource(
+                [schema_marker()],
+                name=resource.name,
+                table_name=table["name"],
+                columns=list(table["columns"].values()),
+                write_disposition=table.get("write_disposition", "append"),
+            )
+        )
+
+    def tables_only() -> list:
+        return resources
+
+    return dlt.source(tables_only, name=source.name, max_table_nesting=0)()
+
+
 def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
     """One multi-asset per source: every selected dlt resource is an asset."""
     spec = SOURCES[name]
@@ -46,6 +79,20 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
         dagster_dlt_translator=RawTableTranslator(),
     )
     def load_raw(context: AssetExecutionContext, dlt: DagsterDltResource):
-        yield from dlt.run(context=context, dlt_source=spec.build())
+        started = datetime.now(UTC)
+        try:
+            results = list(dlt.run(context=context, dlt_source=spec.build()))
+        except Exception as exc:  # noqa: BLE001 - any failure of one source leaves the others to load
+            error = user_message(exc)
+            context.log.error(f"{name} could not be extracted; the warehouse keeps its last good data: {error}")
+            pipeline = raw_pipeline(name, settings)
+            pipeline.drop_pending_packages()
+            pipeline.run(empty_tables(spec.describe()))
+            source_runs.record(settings.build_path, context.run_id, name, started, error)
+            for key in context.selected_asset_keys:
+                yield MaterializeResult(asset_key=key, metadata={"extraction": "failed", "error": error})
+            return
+        source_runs.record(settings.build_path, context.run_id, name, started, None)
+        yield from results
 
     return load_raw

@@ -1,7 +1,16 @@
 """The published warehouse: the DuckDB file analysts open and the Parquet exports BI tools read."""
 
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
+from dora_pipeline import source_runs
 from dora_pipeline.publish import publish
 from dora_pipeline.report import build_report
 from dora_pipeline.settings import Settings
@@ -41,4 +50,20 @@ def publication_assets(settings: Settings, marts: list[AssetKey]) -> list[Assets
             }
         )
 
-    return [published_warehouse, dora_report]
+    @asset(
+        name="extraction_health",
+        group_name="publishing",
+        deps=[dora_report],
+        description="Fails the refresh, after publishing, when a source could not be extracted, naming it and "
+        "how old the data the warehouse keeps for it is, so a scheduler notices.",
+    )
+    def extraction_health(context: AssetExecutionContext) -> MaterializeResult:
+        failed = source_runs.failures(settings.duckdb_path, context.run_id)
+        if failed:
+            raise Failure(
+                description="; ".join(f.describe() for f in failed),
+                metadata={"failed_sources": MetadataValue.json([f.source for f in failed])},
+            )
+        return MaterializeResult(metadata={"failed_sources": MetadataValue.json([])})
+
+    return [published_warehouse, dora_report, extraction_health]

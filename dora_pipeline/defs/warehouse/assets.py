@@ -7,7 +7,9 @@ import dlt
 from dagster import AssetExecutionContext, AssetsDefinition
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
+from dora_pipeline import source_runs
 from dora_pipeline.catalog import load_catalog
+from dora_pipeline.settings import Settings
 
 TRANSLATOR = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
 
@@ -22,7 +24,7 @@ def dbt_vars(sources: list[str]) -> dict:
     }
 
 
-def warehouse_assets(project: DbtProject, sources: list[str]) -> AssetsDefinition:
+def warehouse_assets(project: DbtProject, sources: list[str], settings: Settings) -> AssetsDefinition:
     """The manifest was parsed for `sources`; the build passes the same set."""
 
     # The manifest as a dict: dagster-dbt caches manifests read by path for the whole process,
@@ -31,6 +33,7 @@ def warehouse_assets(project: DbtProject, sources: list[str]) -> AssetsDefinitio
 
     @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=TRANSLATOR)
     def dora_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+        source_runs.ensure_table(settings.build_path)  # read by the freshness models, even before any run
         yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(sources))], context=context).stream()
 
     return dora_dbt_models
