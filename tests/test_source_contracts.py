@@ -262,3 +262,32 @@ def test_ci_job_errors(sandbox):
         rows_of(automation(sandbox, ci_job_ids=["no-such-job"]), "ci_job_status_history")
     with pytest.raises(Exception, match="no CI job ids configured"):
         rows_of(automation(sandbox, ci_job_ids=[]), "ci_job_runs")
+
+
+def test_gitlab_dora_metrics_read_only_the_window_the_warehouse_needs(sandbox, tmp_path, fresh_pipeline):
+    """From each project's first activity, not from a far `start_date`; then only the look-back."""
+    pipeline = dlt.pipeline(
+        "dora_window",
+        destination=dlt.destinations.duckdb(str(tmp_path / "window.duckdb")),
+        pipelines_dir=str(tmp_path / "dlt_window"),
+    )
+
+    def run_and_count() -> list[dict]:
+        mark = len(sandbox.requests("gitlab"))
+        try:  # resource state persists across real runs only
+            pipeline.run(gitlab(sandbox, start_date="2020-01-01T00:00:00Z").with_resources("dora_metrics"))
+        finally:
+            fresh_pipeline.activate()
+        return [r["params"] for r in sandbox.requests("gitlab")[mark:] if r["path"].endswith("/dora/metrics")]
+
+    first_run = run_and_count()
+    gitlab_services = {s.name for s in sandbox.world.services_in("gitlab")}
+    earliest = min(d.deployed_at for d in sandbox.world.deployments if d.service in gitlab_services)
+    assert min(p["start_date"] for p in first_run) == (earliest - timedelta(minutes=5)).date().isoformat()
+    today = datetime.now(UTC).date()
+    windows_per_series = -(-(today - earliest.date()).days // 180)
+    assert len(first_run) <= len(gitlab_services) * 4 * windows_per_series  # not back to 2020
+
+    second_run = run_and_count()
+    assert len(second_run) == len(gitlab_services) * 4
+    assert {p["start_date"] for p in second_run} == {(today - timedelta(days=30)).isoformat()}

@@ -7,7 +7,8 @@ links to each successful deployment: explicit change links), `merge_requests` (i
 `updated_at`; first commit time = earliest `authored_date` of its commits, where GitLab still lists
 them), `incidents` (issues of type incident, incremental on `updated_at`, severity from the
 `severity::N` label or the `severity` field) and `dora_metrics` (GitLab's own daily values of the
-four metrics, for reconciliation; re-read over `dora_lookback_days`).
+four metrics, for reconciliation: per project from its first activity, then from the last day read
+minus `dora_lookback_days`).
 
 Pagination follows `X-Next-Page` (empty string on the last page). Projects are ids or full paths
 (URL-encoded in the request). Groups expand to their projects. Incremental cursors are per
@@ -105,9 +106,7 @@ def gitlab_source(
         deployment_rows | deployment_merge_requests(settings),
         merge_requests(settings, dlt.sources.incremental("updated_at", initial_value=start, lag=lag)),
         incidents(settings, dlt.sources.incremental("updated_at", initial_value=start, lag=lag)),
-        dora_metrics(
-            settings, dlt.sources.incremental("date", initial_value=start.date().isoformat(), lag=dora_lookback_days)
-        ),
+        dora_metrics(settings, start.date(), dora_lookback_days),
     ]
 
 
@@ -399,16 +398,29 @@ def incidents(
         "value": {"data_type": "double"},
     },
 )
-def dora_metrics(
-    settings: GitlabSettings,
-    cursor: dlt.sources.incremental[str] = dlt.sources.incremental("date"),  # noqa: B008 - dlt idiom
-) -> Iterator[list[dict]]:
-    """GitLab's daily DORA values, in windows of at most 180 days (the API's limit)."""
+def dora_metrics(settings: GitlabSettings, start: date, lookback_days: int) -> Iterator[list[dict]]:
+    """GitLab's daily DORA values, only over the days the warehouse needs.
+
+    Per project: on its first read, from its first activity (earliest deployment or incident, two
+    one-row requests) rather than from `start_date`; afterwards from the last day read minus
+    `lookback_days`, because recent days change as deployments finish and incidents close. Each
+    request spans at most 180 days (the API's limit). A project with no activity yet is probed
+    again on the next run.
+    """
     yield schema_marker()
+    read_until: dict[str, str] = dlt.current.resource_state().setdefault("read_until", {})
+    today = datetime.now(UTC).date()
     with _client_for(settings) as (client, projects):
-        first = date.fromisoformat(str(cursor.start_value)[:10])
-        today = datetime.now(UTC).date()
         for project in projects:
+            key = str(project["id"])
+            if key in read_until:
+                first = date.fromisoformat(read_until[key]) - timedelta(days=lookback_days)
+            else:
+                active = first_activity(client, project["id"])
+                if active is None:
+                    continue
+                first = active
+            first = max(first, start)
             for metric in DORA_METRICS:
                 window_start = first
                 while window_start <= today:
@@ -427,3 +439,24 @@ def dora_metrics(
                         if v.get("date")
                     ]
                     window_start = window_end + timedelta(days=1)
+            read_until[key] = today.isoformat()
+
+
+def first_activity(client: GitlabClient, project_id: int) -> date | None:
+    """The day of the project's earliest deployment or incident, whichever is first."""
+    record = f"project {project_id}"
+    found = []
+    for path, params, field in (
+        (f"/projects/{project_id}/deployments", {"order_by": "id", "sort": "asc"}, "created_at"),
+        (
+            f"/projects/{project_id}/issues",
+            {"issue_type": "incident", "order_by": "created_at", "sort": "asc"},
+            "created_at",
+        ),
+    ):
+        first = client.get(path, {**params, "per_page": 1, "page": 1})
+        if isinstance(first, list) and first:
+            when = _ts(first[0].get(field), record, f"{path.rsplit('/', 1)[-1]}[0].{field}")
+            if when is not None:
+                found.append(when.date())
+    return min(found, default=None)
