@@ -1,9 +1,11 @@
 """A self-contained HTML report from the published warehouse, for people rather than SQL.
 
 Charts are Plotly figures with plotly.js inlined once, so the file opens anywhere without a
-network. Sections: the five metrics week by week per team and per service, the current
-performance level of every service, team and the organisation against the benchmark year, the
-trend of the latest month against the month before, and the data-quality summary.
+network. Sections: a notice when a source's latest extraction failed, the five metrics week by
+week per team and per service, the current performance level of every service, team and the
+organisation against the benchmark year ("not tracked" where failures are not recorded), the
+trend of the latest month against the month before, the data-quality summary and each source's
+freshness.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ table { border-collapse: collapse; margin: 1rem 0; font-size: 0.9rem; }
 th, td { border-bottom: 1px solid #e4e7eb; padding: 0.3rem 0.7rem; text-align: left; }
 .elite { color: #0b7a3e; font-weight: 600; } .high { color: #2d6cdf; } .medium { color: #b7791f; }
 .low { color: #c53030; } .chart { margin: 1rem 0 2rem; }
+.stale { border-left: 4px solid #c53030; background: #fff5f5; padding: 0.2rem 1rem; }
 """
 
 
@@ -84,6 +87,11 @@ def build_report(warehouse: Path, output: Path) -> Report:
             "select source, entity, outcome, sum(records) as records from marts.data_quality "
             "group by all order by source, entity, records desc",
         )
+        freshness = _rows(
+            con,
+            "select source, last_status, last_success_at, last_attempt_at, last_error "
+            "from marts.source_freshness order by source",
+        )
     figures = [_figure(teams, "team", column, title, scale) for column, title, scale in METRICS]
     figures += [_figure(services, "service", column, title, scale) for column, title, scale in METRICS]
     year = levels[0]["benchmark_year"] if levels else "-"
@@ -92,6 +100,7 @@ def build_report(warehouse: Path, output: Path) -> Report:
     body = [
         "<h1>DORA metrics</h1>",
         f'<p class="meta">Performance levels against the DORA {year} benchmarks over {window}.</p>',
+        _freshness_notice(freshness),
         "<h2>Teams, week by week</h2>",
         *charts[: len(METRICS)],
         "<h2>Services, week by week</h2>",
@@ -102,6 +111,8 @@ def build_report(warehouse: Path, output: Path) -> Report:
         _trend_table(trend),
         "<h2>Data quality</h2>",
         _table(quality, ["source", "entity", "outcome", "records"]),
+        "<h2>Source freshness</h2>",
+        _table(freshness, ["source", "last_status", "last_success_at", "last_attempt_at", "last_error"]),
     ]
     page = (
         "<!doctype html><html><head><meta charset='utf-8'><title>DORA metrics</title>"
@@ -150,6 +161,19 @@ def _levels_table(levels: list[dict]) -> str:
         for r in levels
     ]
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _freshness_notice(freshness: list[dict]) -> str:
+    """A warning at the top when a source's latest extraction failed: its numbers are stale."""
+    failed = [r for r in freshness if r["last_status"] == "failed"]
+    if not failed:
+        return ""
+    items = "".join(
+        f"<li><b>{html.escape(r['source'])}</b>: its latest extraction failed; its data is from "
+        f"{html.escape(str(r['last_success_at'] or 'no successful extraction yet'))}.</li>"
+        for r in failed
+    )
+    return f'<div class="stale"><p>Some sources are stale:</p><ul>{items}</ul></div>'
 
 
 def _trend_table(rows: list[dict]) -> str:

@@ -16,13 +16,36 @@ def run_cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProce
     return subprocess.run([CLI, *args], env=base | env, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 
-def test_run_without_configuration_names_the_missing_key(tmp_path):
+def test_run_without_any_source_says_so_in_one_line(tmp_path):
     done = run_cli(tmp_path, "run")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: no source is configured",
+        "hint: set a source's token, e.g. SOURCES__GITLAB__PRIVATE_TOKEN; see the README section "
+        "'Configuration for real APIs'",
+    ]
+    assert done.stdout == ""
+
+
+def test_run_with_a_source_missing_a_key_names_the_key(tmp_path):
+    done = run_cli(tmp_path, "run", SOURCES__GITLAB__PRIVATE_TOKEN="t")
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
-    assert lines[0].startswith("error:") and ("pipeline_ids" in lines[0] or "api_token" in lines[0])
+    assert lines[0].startswith("error:") and "projects" in lines[0]
     assert lines[-1].startswith("hint:")
+
+
+def test_run_with_a_bad_catalog_names_the_key(tmp_path):
+    done = run_cli(
+        tmp_path,
+        "run",
+        SOURCES__GITLAB__PRIVATE_TOKEN="t",
+        SOURCES__GITLAB__PROJECTS='["a/b"]',
+        DORA__SERVICES='{"payments": {"gitlab": ["a/b"], "colour": "blue"}}',
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[0] == "error: dora: dora.services.payments: unknown key 'colour'"
 
 
 def test_run_with_a_wrong_token_says_401_and_hides_the_token(tmp_path, sandbox):

@@ -75,6 +75,25 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
     for key, value in expected.items():
         assert levels[key] == (None if value is None else pytest.approx(value)), key
 
+    # Backlog changes keep their plain durations beside the reason they are left out (Gearset lists
+    # every change of a deployment with its timestamps; GitLab and GitClear only those in the window).
+    view = sandbox.world.view(sandbox.as_of)
+    pipelines = [s.name for s in sandbox.world.services_in("gearset")]
+    first_of_env: dict[tuple, object] = {}
+    for d in sorted((d for d in view.deployments if is_counted(d)), key=lambda d: d.deployed_at):
+        first_of_env.setdefault((d.service, d.environment), d)
+    backlog = [view.changes[c] for d in first_of_env.values() if d.service in pipelines for c in d.change_ids]
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        kept = con.execute(
+            "select count(*), count(lead_time_seconds), count(merge_to_deploy_seconds), "
+            "count(*) filter (where merge_to_deploy_exclusion_reason = 'first_deployment_backlog') "
+            "from marts.changes where lead_time_exclusion_reason = 'first_deployment_backlog' "
+            "and service in (select unnest(?))",
+            [pipelines],
+        ).fetchall()[0]
+    with_commit = sum(c.first_commit_at is not None for c in backlog)
+    assert kept == (len(backlog), with_commit, len(backlog), len(backlog)) and with_commit > 0
+
     # A service whose tools record no failures is `not_tracked`, never Elite at 0 %.
     tracked = failure_tracking(sandbox.world.view(sandbox.as_of))
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:

@@ -108,6 +108,7 @@ def test_a_failing_source_leaves_the_others_loaded_and_published(settings, sandb
             con.execute("select distinct source, source_status, source_data_as_of from marts.data_quality").fetchall()
         )
     assert ("gitlab", "failed", loaded_at) in statuses
+    assert "<b>gitlab</b>: its latest extraction failed" in settings.report_path.read_text()
     assert {source for source, status, _ in statuses if status == "succeeded"} == {
         "gearset",
         "multitudes",
