@@ -183,3 +183,28 @@ def test_report_windows_cover_the_range_without_gaps_or_overlap():
     assert windows[0][0] == start and windows[-1][1] == end
     for (_, previous_end), (next_start, _) in zip(windows, windows[1:], strict=False):
         assert (next_start - previous_end).total_seconds() == 0.001
+
+
+def test_reports_run_together_bounded_and_each_polled_no_faster_than_the_interval(sandbox):
+    """Every pipeline x window report is started up front (up to the bound) and polled together."""
+    sandbox.gearset.faults.running_polls = 2
+    sandbox.gearset.faults.min_poll_interval_seconds = 0.2  # the emulator answers 429 to faster polls
+    pipelines = [s for s in sandbox.world.services_in("gearset")]
+    client = GearsetReportingClient(
+        sandbox.base_url("gearset"), sandbox.gearset.token, 0.25, max_concurrent_operations=6
+    )
+    windows = list(report_windows(START, END, 7))
+    requests = [client.deployments_request(p.service_id, s, e) for p in pipelines for s, e in windows]
+
+    results = list(client.run_reports(requests))
+
+    assert sorted(r.what for r, _ in results) == sorted(r.what for r in requests)
+    assert sum(len(rows) for _, rows in results) == sum(expected_in_window(sandbox, p.name) for p in pipelines)
+    log = [r for r in sandbox.gearset.requests if "/operation/" in r["path"] or r["method"] == "POST"]
+    in_flight, most = 0, 0
+    for r in log:
+        in_flight += 1 if r["method"] == "POST" else -1 if r["path"].endswith("/result") else 0
+        most = max(most, in_flight)
+    assert most == 6  # started together, never more than the bound
+    polls = [r for r in log if r["path"].endswith("/status")]
+    assert len(polls) == 3 * len(requests)  # Running, Running, Succeeded: no 429 had to be retried

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -63,8 +63,34 @@ def parse_int(value: Any, record: str, field: str) -> int | None:
     return fields.parse_int(SOURCE, value, record, field)
 
 
+@dataclass(frozen=True)
+class ReportRequest:
+    """One asynchronous report to run: where, with which parameters, and how to name it in errors."""
+
+    path: str
+    params: dict
+    result_key: str
+    what: str
+    api_version: str
+    tag: Any = None  # the caller's own reference (which pipeline or job), handed back with the rows
+
+
+@dataclass
+class _Operation:
+    request: ReportRequest
+    status_id: str
+    next_poll: float
+    deadline: float
+
+
 class GearsetReportingClient:
-    """The three-step asynchronous report of the Reporting API v3."""
+    """The three-step asynchronous report of the Reporting API v3, many operations at a time.
+
+    Independent reports (one per pipeline and window) are started together, up to
+    `max_concurrent_operations` in flight, and polled together; each operation is polled no more
+    often than every `poll_interval_seconds` (Gearset's minimum is 5 s), and a finished one frees
+    its place for the next. Waiting is shared, so N reports cost about one poll interval, not N.
+    """
 
     def __init__(
         self,
@@ -74,12 +100,14 @@ class GearsetReportingClient:
         operation_timeout_seconds: float = 900.0,
         sleep: Callable[[float], None] = time.sleep,
         source: str = SOURCE,
+        max_concurrent_operations: int = 20,
     ):
         headers = {"Authorization": f"token {api_token}", "Api-Version": "3", "Accept": "application/json"}
         self.source = source
         self.api = ApiClient(source, base_url, headers)
         self.poll_interval_seconds = poll_interval_seconds
         self.operation_timeout_seconds = operation_timeout_seconds
+        self.max_concurrent_operations = max(1, max_concurrent_operations)
         self._sleep = sleep
 
     def pipelines(self) -> list[dict]:
@@ -88,42 +116,75 @@ class GearsetReportingClient:
     def environments(self, pipeline_id: str) -> list[dict]:
         return self.api.request("GET", "/public/reporting/environments", {"PipelineId": pipeline_id})
 
-    def deployments(self, pipeline_id: str, start: datetime, end: datetime) -> list[dict]:
+    def deployments_request(self, pipeline_id: str, start: datetime, end: datetime) -> ReportRequest:
         """The v3 deployments report of one pipeline and window."""
         params = {"StartDate": format_timestamp(start), "EndDate": format_timestamp(end), "PipelineId": pipeline_id}
         what = f"deployments report for pipeline {pipeline_id} from {params['StartDate']} to {params['EndDate']}"
-        return self.async_report("/public/reporting/deployments", params, "Deployments", what, "3")
+        return ReportRequest("/public/reporting/deployments", params, "Deployments", what, "3", pipeline_id)
+
+    def deployments(self, pipeline_id: str, start: datetime, end: datetime) -> list[dict]:
+        """The v3 deployments report of one pipeline and window, on its own."""
+        return next(self.run_reports([self.deployments_request(pipeline_id, start, end)]))[1]
 
     def async_report(self, path: str, params: dict, result_key: str, what: str, api_version: str) -> list[dict]:
-        """Start a report, poll its status no faster than the interval, fetch its result."""
-        version = {"Api-Version": api_version}
-        started = self.api.request("POST", path, params, version)
+        """One report on its own: start it, poll its status, fetch its result."""
+        return next(self.run_reports([ReportRequest(path, params, result_key, what, api_version)]))[1]
+
+    def run_reports(self, requests: Iterable[ReportRequest]) -> Iterator[tuple[ReportRequest, list[dict]]]:
+        """Run every report, many at a time; yield each request with its rows as it completes."""
+        pending = iter(requests)
+        running: list[_Operation] = []
+        while True:
+            while len(running) < self.max_concurrent_operations:
+                request = next(pending, None)
+                if request is None:
+                    break
+                running.append(self._start(request))
+            if not running:
+                return
+            wait = min(op.next_poll for op in running) - time.monotonic()
+            if wait > 0:
+                self._sleep(wait)
+            now = time.monotonic()
+            for op in [op for op in running if op.next_poll <= now]:
+                rows = self._poll(op)
+                if rows is not None:
+                    running.remove(op)
+                    yield op.request, rows
+
+    def _start(self, request: ReportRequest) -> _Operation:
+        version = {"Api-Version": request.api_version}
+        started = self.api.request("POST", request.path, request.params, version)
         status_id = started.get("OperationStatusId") if isinstance(started, dict) else None
         if not status_id:
-            raise SourceError(self.source, f"{what}: the start response carried no OperationStatusId")
-        deadline = time.monotonic() + self.operation_timeout_seconds
-        while True:
-            self._sleep(self.poll_interval_seconds)
-            status = self.api.request("GET", f"/public/operation/{status_id}/status", headers=version)
-            state = status.get("Status")
-            if state == "Succeeded":
-                break
-            if state == "Failed":
-                reason = status.get("Error") or "no reason given"
-                raise SourceError(self.source, f"{what} failed on Gearset's side: {reason}")
-            if state != "Running":
-                raise SourceError(self.source, f"{what}: unexpected operation status {state!r}")
-            if time.monotonic() > deadline:
+            raise SourceError(self.source, f"{request.what}: the start response carried no OperationStatusId")
+        now = time.monotonic()
+        return _Operation(request, status_id, now + self.poll_interval_seconds, now + self.operation_timeout_seconds)
+
+    def _poll(self, op: _Operation) -> list[dict] | None:
+        """Poll once: the rows when the operation succeeded, None while it runs."""
+        request, version = op.request, {"Api-Version": op.request.api_version}
+        status = self.api.request("GET", f"/public/operation/{op.status_id}/status", headers=version)
+        state = status.get("Status") if isinstance(status, dict) else None
+        if state == "Running":
+            if time.monotonic() > op.deadline:
                 raise SourceError(
                     self.source,
-                    f"{what} still running after {self.operation_timeout_seconds:.0f} s",
+                    f"{request.what} still running after {self.operation_timeout_seconds:.0f} s",
                     hint=f"raise sources.{self.source}.operation_timeout_seconds",
                 )
-        result_id = status.get("OperationResultId") or status_id
+            op.next_poll = time.monotonic() + self.poll_interval_seconds
+            return None
+        if state == "Failed":
+            reason = status.get("Error") or "no reason given"
+            raise SourceError(self.source, f"{request.what} failed on Gearset's side: {reason}")
+        if state != "Succeeded":
+            raise SourceError(self.source, f"{request.what}: unexpected operation status {state!r}")
+        result_id = status.get("OperationResultId") or op.status_id
         result = self.api.request("GET", f"/public/operation/{result_id}/result", headers=version)
-        rows = result.get(result_key) if isinstance(result, dict) else None
+        rows = result.get(request.result_key) if isinstance(result, dict) else None
         if not isinstance(rows, list):
-            raise SourceError(self.source, f"{what}: the result has no {result_key!r} list")
+            raise SourceError(self.source, f"{request.what}: the result has no {request.result_key!r} list")
         return rows
 
     def close(self) -> None:
@@ -257,6 +318,7 @@ class GearsetSettings:
     window_days: int
     poll_interval_seconds: float
     operation_timeout_seconds: float
+    max_concurrent_operations: int
 
     def client(self) -> GearsetReportingClient:
         if not self.pipeline_ids:
@@ -264,7 +326,11 @@ class GearsetSettings:
         if not self.api_token:
             raise SourceError(SOURCE, "no api token configured", hint="set sources.gearset.api_token")
         return GearsetReportingClient(
-            self.base_url, self.api_token, self.poll_interval_seconds, self.operation_timeout_seconds
+            self.base_url,
+            self.api_token,
+            self.poll_interval_seconds,
+            self.operation_timeout_seconds,
+            max_concurrent_operations=self.max_concurrent_operations,
         )
 
 
@@ -279,6 +345,7 @@ def gearset_source(
     window_days: int = 30,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
+    max_concurrent_operations: int = 20,
 ) -> list[DltResource]:
     """Pipelines, environments and deployments (with their pull requests and reported bugs)."""
     if isinstance(pipeline_ids, str):
@@ -296,6 +363,7 @@ def gearset_source(
         window_days=window_days,
         poll_interval_seconds=poll_interval_seconds,
         operation_timeout_seconds=operation_timeout_seconds,
+        max_concurrent_operations=max_concurrent_operations,
     )
     reports = deployment_reports(
         settings, dlt.sources.incremental("date", initial_value=start, lag=lookback_days * 86400)
@@ -366,7 +434,8 @@ def deployment_reports(
     settings: GearsetSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("date"),  # noqa: B008 - dlt's idiom
 ) -> Iterator[list[dict]]:
-    """One report per pipeline and window, from the (lagged) cursor to the end date.
+    """One report per pipeline and window, from the (lagged) cursor to the end date, all run
+    together (`max_concurrent_operations` at a time).
 
     The cursor has a default so dlt recognises it (annotations are strings in this module); the
     source passes the configured one with its initial value and look-back lag.
@@ -375,13 +444,14 @@ def deployment_reports(
     client = settings.client()
     start = cursor.start_value or settings.start_date
     end = settings.end_date or datetime.now(UTC)
+    requests = (
+        client.deployments_request(pipeline_id, window_start, window_end)
+        for pipeline_id in settings.pipeline_ids
+        for window_start, window_end in report_windows(start, end, settings.window_days)
+    )
     try:
-        for pipeline_id in settings.pipeline_ids:
-            for window_start, window_end in report_windows(start, end, settings.window_days):
-                yield [
-                    normalize_deployment(raw, pipeline_id)
-                    for raw in client.deployments(pipeline_id, window_start, window_end)
-                ]
+        for request, rows in client.run_reports(requests):
+            yield [normalize_deployment(raw, request.tag) for raw in rows]
     finally:
         client.close()
 

@@ -20,7 +20,13 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import schema_marker
-from dora_pipeline.sources.gearset import DEFAULT_BASE_URL, GearsetReportingClient, format_timestamp, report_windows
+from dora_pipeline.sources.gearset import (
+    DEFAULT_BASE_URL,
+    GearsetReportingClient,
+    ReportRequest,
+    format_timestamp,
+    report_windows,
+)
 from dora_pipeline.sources.http import SourceError
 
 SOURCE = "gearset_automation"
@@ -38,6 +44,7 @@ def gearset_automation_source(
     window_days: int = 30,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
+    max_concurrent_operations: int = 20,
 ) -> list[DltResource]:
     start = fields.parse_timestamp(SOURCE, start_date, "configuration", f"sources.{SOURCE}.start_date") or (
         datetime.now(UTC) - timedelta(days=365)
@@ -50,7 +57,12 @@ def gearset_automation_source(
         if not api_token:
             raise SourceError(SOURCE, "no api token configured", hint=f"set sources.{SOURCE}.api_token")
         return GearsetReportingClient(
-            base_url, api_token, poll_interval_seconds, operation_timeout_seconds, source=SOURCE
+            base_url,
+            api_token,
+            poll_interval_seconds,
+            operation_timeout_seconds,
+            source=SOURCE,
+            max_concurrent_operations=max_concurrent_operations,
         )
 
     cursor = dlt.sources.incremental("end_time", initial_value=start, lag=lookback_days * 86400)
@@ -111,15 +123,23 @@ def ci_job_runs(
     yield schema_marker()
     services, environments = placement
     api = client()
-    try:
-        for job in jobs:
-            for start, end in report_windows(cursor.start_value, datetime.now(UTC), window_days):
-                params = {"StartDate": format_timestamp(start), "EndDate": format_timestamp(end)}
-                what = f"CI job runs report for job {job} from {params['StartDate']} to {params['EndDate']}"
-                runs = api.async_report(
-                    f"/public/reporting/continuous-integration/job/{job}/runs", params, "Runs", what, "2"
-                )
-                yield [_run_row(job, r, services.get(job, job), environments.get(job, "production")) for r in runs]
+    requests = (
+        ReportRequest(
+            f"/public/reporting/continuous-integration/job/{job}/runs",
+            params,
+            "Runs",
+            f"CI job runs report for job {job} from {params['StartDate']} to {params['EndDate']}",
+            "2",
+            job,
+        )
+        for job in jobs
+        for start, end in report_windows(cursor.start_value, datetime.now(UTC), window_days)
+        for params in ({"StartDate": format_timestamp(start), "EndDate": format_timestamp(end)},)
+    )
+    try:  # every job and window at once, `max_concurrent_operations` at a time
+        for request, runs in api.run_reports(requests):
+            job = request.tag
+            yield [_run_row(job, r, services.get(job, job), environments.get(job, "production")) for r in runs]
     finally:
         api.close()
 
