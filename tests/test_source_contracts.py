@@ -291,3 +291,24 @@ def test_gitlab_dora_metrics_read_only_the_window_the_warehouse_needs(sandbox, t
     second_run = run_and_count()
     assert len(second_run) == len(gitlab_services) * 4
     assert {p["start_date"] for p in second_run} == {(today - timedelta(days=30)).isoformat()}
+
+
+def test_gitlab_reads_the_merge_requests_of_production_deployments_only(sandbox):
+    """Only successful production deployments can count, so only theirs cost a request."""
+    rows = rows_of(gitlab(sandbox), "deployment_merge_requests")
+    asked = {
+        r["path"].split("/deployments/")[1].split("/")[0]
+        for r in sandbox.requests("gitlab")
+        if r["path"].endswith("/merge_requests") and "/deployments/" in r["path"]
+    }
+    state = sandbox.states["gitlab"]
+    production = {
+        str(state.deployment_ids[d.deployment_id])
+        for d in sandbox.world.view(DEFAULT_AS_OF).deployments
+        if "gitlab" in sandbox.world.service(d.service).tools
+        and d.is_production
+        and d.status != "failed"
+        and not d.is_test
+    }
+    assert rows and asked == production
+    assert {str(r["deployment_id"]) for r in rows} <= production

@@ -114,6 +114,15 @@ class GitlabSettings:
     def __init__(self, base_url: str, token: str, projects: list, groups: list, tiers: list[str]):
         self.base_url, self.token, self.projects, self.groups, self.tiers = base_url, token, projects, groups, tiers
         self._resolved: list[dict] | None = None
+        self._tiers: dict[int, dict[int, str | None]] = {}
+
+    def environment_tiers(self, client: GitlabClient, project_id: int) -> dict[int, str | None]:
+        """Environment id -> tier of one project (read once per run)."""
+        if project_id not in self._tiers:
+            self._tiers[project_id] = {
+                e["id"]: e.get("tier") for page in client.pages(f"/projects/{project_id}/environments") for e in page
+            }
+        return self._tiers[project_id]
 
     def client(self) -> GitlabClient:
         if not self.projects and not self.groups:
@@ -289,14 +298,23 @@ def _merge_request_row(project_id: int, mr: dict) -> dict:
     },
 )
 def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Iterator[list[dict]]:
-    """The MRs GitLab links to each successful deployment (one request per such deployment)."""
+    """The MRs GitLab links to each successful deployment to a production (or configured) tier:
+    one request per such deployment. Other deployments never count, so their MRs are not read."""
     successful = [r for r in rows if r["status"] == "success"]
     if not successful:
         yield batch([])
         return
+    wanted = {"production", *settings.tiers}
     client = settings.client()
     try:
-        for row in successful:
+        counting = [
+            r
+            for r in successful
+            if settings.environment_tiers(client, r["project_id"]).get(r["environment_id"], "production") in wanted
+        ]
+        if not counting:
+            yield batch([])
+        for row in counting:
             path = f"/projects/{row['project_id']}/deployments/{row['id']}/merge_requests"
             for page in client.pages(path):
                 yield [
