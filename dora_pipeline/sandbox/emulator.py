@@ -29,6 +29,11 @@ class Faults:
     rate_limit_next_requests: int = 0
     retry_after_seconds: float | None = 0.1
     min_poll_interval_seconds: float = 0.0
+    # the next N answers lose the second half of their body on the way (a truncated 200)
+    truncate_next_bodies: int = 0
+    # pagination that never ends: GitLab's X-Next-Page stuck at 2; Multitudes and GitClear
+    # answering page 1 for every page under a total far larger than the data
+    broken_pagination: bool = False
 
 
 class EmulatorState:
@@ -58,6 +63,12 @@ class EmulatorState:
             }
         )
 
+    def take_truncation(self) -> bool:
+        if self.faults.truncate_next_bodies <= 0:
+            return False
+        self.faults.truncate_next_bodies -= 1
+        return True
+
     def take_rate_limit(self) -> dict[str, str] | None:
         """Headers of a 429 to answer now, or None to serve the request."""
         if self.faults.rate_limit_next_requests <= 0:
@@ -65,3 +76,31 @@ class EmulatorState:
         self.faults.rate_limit_next_requests -= 1
         after = self.faults.retry_after_seconds
         return {} if after is None else {"Retry-After": str(after)}
+
+
+def with_faults(app, state: EmulatorState):
+    """ASGI wrapper that cuts the body of a response in half while `truncate_next_bodies` lasts,
+    as a proxy or a dropped connection would: the status says 200, the JSON is incomplete."""
+
+    async def wrapped(scope, receive, send):
+        if scope["type"] != "http" or not state.take_truncation():
+            await app(scope, receive, send)
+            return
+        start: dict = {}
+        body = bytearray()
+
+        async def cut(message):
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body.extend(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            half = bytes(body[: max(1, len(body) // 2)])
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(half)).encode())]})
+            await send({"type": "http.response.body", "body": half})
+
+        await app(scope, receive, cut)
+
+    return wrapped

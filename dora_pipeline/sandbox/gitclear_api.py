@@ -147,6 +147,10 @@ def build_app(state: GitclearState) -> Starlette:
         except ValueError:
             return _envelope_error(422, "start_date, end_date must be YYYY-MM-DD and page a number")
         rows = [r for day, r in state.records(service, resource_type) if start <= day <= end]
+        if state.faults.broken_pagination:  # every page is page 1 under an impossible total
+            return JSONResponse(
+                {resource_type: rows[:PER_PAGE], "page": page, "per_page": PER_PAGE, "total_count": 10**9}
+            )
         return JSONResponse(
             {
                 resource_type: rows[(page - 1) * PER_PAGE : page * PER_PAGE],

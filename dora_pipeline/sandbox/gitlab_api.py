@@ -79,7 +79,7 @@ def _error(status: int, message: str, key: str = "message") -> JSONResponse:
     return JSONResponse({key: message}, status_code=status)
 
 
-def _paginate(request: Request, items: list) -> JSONResponse:
+def _paginate(request: Request, items: list, state: GitlabState) -> JSONResponse:
     params = request.query_params
     try:
         page = max(1, int(params.get("page", 1)))
@@ -90,6 +90,8 @@ def _paginate(request: Request, items: list) -> JSONResponse:
     pages = max(1, -(-total // per_page))
     chunk = items[(page - 1) * per_page : page * per_page]
     next_page = str(page + 1) if page < pages else ""
+    if state.faults.broken_pagination:  # the next page never moves past 2
+        next_page = "2"
     headers = {
         "X-Page": str(page),
         "X-Per-Page": str(per_page),
@@ -123,7 +125,7 @@ def build_app(state: GitlabState) -> Starlette:
 
     @route(r"/environments")
     def environments(request: Request, service: Service) -> JSONResponse:
-        return _paginate(request, [_environment(service, i, e) for i, e in enumerate(service.environments)])
+        return _paginate(request, [_environment(service, i, e) for i, e in enumerate(service.environments)], state)
 
     @route(r"/deployments")
     def deployments(request: Request, service: Service) -> JSONResponse:
@@ -143,7 +145,7 @@ def build_app(state: GitlabState) -> Starlette:
             rows = [r for r in rows if r["status"] == params["status"]]
         sort_key = {"updated_at": "updated_at", "finished_at": "updated_at"}.get(order_by, "id")
         rows.sort(key=lambda r: (r[sort_key], r["id"]), reverse=params.get("sort", "asc") == "desc")
-        return _paginate(request, rows)
+        return _paginate(request, rows, state)
 
     @route(r"/deployments/(?P<deployment_id>\d+)/merge_requests")
     def deployment_merge_requests(request: Request, service: Service, deployment_id: str) -> JSONResponse:
@@ -158,7 +160,7 @@ def build_app(state: GitlabState) -> Starlette:
             if deployment.status == FAILED or deployment.deployed_at > state.as_of
             else [state.view.changes[c] for c in deployment.change_ids if c in state.view.changes]
         )
-        return _paginate(request, [_merge_request(state, service, c) for c in linked])
+        return _paginate(request, [_merge_request(state, service, c) for c in linked], state)
 
     @route(r"/merge_requests")
     def merge_requests(request: Request, service: Service) -> JSONResponse:
@@ -169,7 +171,7 @@ def build_app(state: GitlabState) -> Starlette:
         rows = _filter_time(rows, params, "updated_at")
         key = params.get("order_by", "created_at")
         rows.sort(key=lambda r: (r.get(key) or "", r["id"]), reverse=params.get("sort", "desc") == "desc")
-        return _paginate(request, rows)
+        return _paginate(request, rows, state)
 
     @route(r"/merge_requests/(?P<iid>\d+)/commits")
     def merge_request_commits(request: Request, service: Service, iid: str) -> JSONResponse:
@@ -177,7 +179,7 @@ def build_app(state: GitlabState) -> Starlette:
         if change is None:
             return _error(404, "404 Merge Request Not Found")
         if change.first_commit_at is None:  # history rewritten: GitLab no longer lists its commits
-            return _paginate(request, [])
+            return _paginate(request, [], state)
         times = [change.first_commit_at + (change.opened_at - change.first_commit_at) * k / 3 for k in range(3)]
         commits = [
             {
@@ -191,20 +193,20 @@ def build_app(state: GitlabState) -> Starlette:
             }
             for k, t in enumerate(reversed(times))  # GitLab lists newest first
         ]
-        return _paginate(request, commits)
+        return _paginate(request, commits, state)
 
     @route(r"/issues")
     def issues(request: Request, service: Service) -> JSONResponse:
         params = request.query_params
         if params.get("issue_type", "incident") != "incident":
-            return _paginate(request, [])
+            return _paginate(request, [], state)
         rows = [_incident(state, service, f) for f in state.incidents(service)]
         if params.get("state") in ("opened", "closed"):
             rows = [r for r in rows if r["state"] == params["state"]]
         rows = _filter_time(rows, params, "updated_at")
         key = params.get("order_by", "created_at")
         rows.sort(key=lambda r: (r[key], r["id"]), reverse=params.get("sort", "desc") == "desc")
-        return _paginate(request, rows)
+        return _paginate(request, rows, state)
 
     @route(r"/dora/metrics")
     def dora_metrics(request: Request, service: Service) -> JSONResponse:
@@ -258,7 +260,7 @@ def build_app(state: GitlabState) -> Starlette:
         members = [s for s in state.projects.values() if s.project_path.startswith(group + "/")]
         if not members:
             return _error(404, "404 Group Not Found")
-        return _paginate(request, [_project(s) for s in members])
+        return _paginate(request, [_project(s) for s in members], state)
 
     return Starlette(
         routes=[

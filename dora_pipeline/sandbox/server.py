@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import uvicorn
 
 from dora_pipeline.sandbox import gearset_api, gitclear_api, gitlab_api, multitudes_api
-from dora_pipeline.sandbox.emulator import EmulatorState
+from dora_pipeline.sandbox.emulator import EmulatorState, with_faults
 from dora_pipeline.sandbox.gearset_api import GearsetState
 from dora_pipeline.sandbox.world import (
     CI_JOBS,
@@ -88,7 +88,7 @@ class Sandbox:
         servers = {}
         try:
             for name, (_, build_app) in EMULATORS.items():
-                servers[name] = LoopbackServer(build_app(states[name])).start()
+                servers[name] = LoopbackServer(with_faults(build_app(states[name]), states[name])).start()
         except Exception:
             for server in servers.values():
                 server.stop()

@@ -20,12 +20,13 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import schema_marker
-from dora_pipeline.sources.http import ApiClient, SourceError
+from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError
 
 SOURCE = "gitclear"
 DEFAULT_BASE_URL = "https://www.gitclear.com/api/v1"
 PER_PAGE = 50
 REPORT_SEGMENTS = ("defect_detected_count", "mean_hours_to_resolved")
+AUDIT_KEYS = {"pull_requests": "number", "commits": "sha", "tags": "name"}
 
 
 def _ts(value, record: str, field: str) -> datetime | None:
@@ -71,7 +72,7 @@ def _audit_pages(settings: tuple, resource_type: str, since: datetime) -> Iterat
     api, paths = _api(settings)
     with api:
         for path in paths:
-            page = 1
+            page, guard = 1, PageGuard(SOURCE, f"audits of {path}", key=AUDIT_KEYS[resource_type])
             while True:
                 params = {
                     "resource_path": path,
@@ -84,6 +85,7 @@ def _audit_pages(settings: tuple, resource_type: str, since: datetime) -> Iterat
                 records = body.get(resource_type) if isinstance(body, dict) else None
                 if not isinstance(records, list):
                     raise SourceError(SOURCE, f"audits of {path} answered no {resource_type!r} list")
+                guard.check(page, records)
                 yield path, records
                 if not records or page * PER_PAGE >= int(body.get("total_count") or 0):
                     break

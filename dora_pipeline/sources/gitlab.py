@@ -29,7 +29,7 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import batch, schema_marker
-from dora_pipeline.sources.http import ApiClient, SourceError
+from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError
 
 SOURCE = "gitlab"
 DEFAULT_BASE_URL = "https://gitlab.com/api/v4"
@@ -47,14 +47,25 @@ class GitlabClient:
         self.api = ApiClient(SOURCE, base_url, {"PRIVATE-TOKEN": private_token})
 
     def pages(self, path: str, params: dict | None = None) -> Iterator[list[dict]]:
-        """Every page of an offset-paginated list, following `X-Next-Page`."""
-        page = "1"
-        while page:
+        """Every page of an offset-paginated list, following `X-Next-Page`. A next page that does
+        not move forward, goes past `X-Total-Pages` or repeats an earlier page ends in an error."""
+        page, guard = 1, PageGuard(SOURCE, f"GET {path}")
+        while True:
             body, headers = self.api.exchange("GET", path, {**(params or {}), "page": page, "per_page": 100})
             if not isinstance(body, list):
                 raise SourceError(SOURCE, f"GET {path} answered {type(body).__name__}, not a list")
+            guard.check(page, body)
             yield body
-            page = headers.get("x-next-page", "")
+            following = headers.get("x-next-page", "")
+            if not following:
+                return
+            total = headers.get("x-total-pages", "")
+            if not following.isdigit() or int(following) <= page or (total.isdigit() and int(following) > int(total)):
+                raise SourceError(
+                    SOURCE,
+                    f"GET {path}: page {page} names {following!r} as the next page; the pagination does not advance",
+                )
+            page = int(following)
 
     def get(self, path: str, params: dict | None = None) -> Any:
         return self.api.request("GET", path, params)

@@ -1,7 +1,8 @@
 """HTTP plumbing every source shares: one httpx client per source, retries through tenacity.
 
-Retried: transport errors, 429 and 5xx, honouring `Retry-After` when the server sends seconds,
-else exponential back-off with jitter. Anything else fails at once with a `SourceHTTPError` that
+Retried: transport errors, 429 and 5xx, and success answers whose body is not JSON (a truncated
+or garbled response), honouring `Retry-After` when the server sends seconds, else exponential
+back-off with jitter. Anything else fails at once with a `SourceHTTPError` that
 names the source, the request and the server's own message. Headers (and so tokens) are never
 copied into an error or a log line.
 """
@@ -68,6 +69,32 @@ class _Retryable(Exception):
         self.response = response
 
 
+class _Undecodable(Exception):
+    """A success answer whose body is not JSON: cut off or garbled on the way, so worth a retry."""
+
+
+class PageGuard:
+    """Ends pagination that would never end: a page that repeats an earlier one (an API that keeps
+    answering the same page, or a next-page cursor stuck in place) is an error, never a loop."""
+
+    def __init__(self, source: str, what: str, key: str = "id"):
+        self.source, self.what, self.key = source, what, key
+        self._seen: dict[int, object] = {}
+
+    def check(self, page: object, records: list) -> None:
+        ids = tuple(str(r.get(self.key)) if isinstance(r, dict) else repr(r) for r in records)
+        if not ids:
+            return
+        fingerprint = hash(ids)
+        if fingerprint in self._seen:
+            raise SourceError(
+                self.source,
+                f"{self.what}: page {page} repeats page {self._seen[fingerprint]}; "
+                "the API's pagination does not advance",
+            )
+        self._seen[fingerprint] = page
+
+
 def _retry_after(exc: BaseException | None) -> float | None:
     if isinstance(exc, _Retryable):
         value = exc.response.headers.get("retry-after", "")
@@ -99,7 +126,7 @@ class ApiClient:
             return min(max_backoff_seconds, backoff(state) if asked is None else asked)
 
         self._retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type((_Retryable, httpx.TransportError)),
+            retry=tenacity.retry_if_exception_type((_Retryable, _Undecodable, httpx.TransportError)),
             wait=wait,
             stop=tenacity.stop_after_attempt(max_attempts),
             reraise=True,
@@ -115,23 +142,25 @@ class ApiClient:
         """Like `request`, also returning the response headers (pagination lives there)."""
         what = f"{method} {path}"
         try:
-            response = self._retrying(self._send, method, path, params, headers)
+            return self._retrying(self._send, method, path, params, headers)
         except _Retryable as exc:
             raise SourceHTTPError(self.source, what, exc.response.status_code, _detail(exc.response)) from None
+        except _Undecodable:
+            attempts = self._retrying.stop.max_attempt_number
+            raise SourceError(self.source, f"{what} answered a body that is not JSON ({attempts} attempts)") from None
         except httpx.TransportError as exc:
             raise SourceError(self.source, f"{what} could not reach the server: {type(exc).__name__}") from None
-        if response.is_error:
-            raise SourceHTTPError(self.source, what, response.status_code, _detail(response))
-        try:
-            return response.json(), response.headers
-        except ValueError:
-            raise SourceError(self.source, f"{what} answered a body that is not JSON") from None
 
-    def _send(self, method: str, path: str, params: Any, headers: dict | None) -> httpx.Response:
+    def _send(self, method: str, path: str, params: Any, headers: dict | None) -> tuple[Any, httpx.Headers]:
         response = self._client.request(method, path, params=params, headers=headers)
         if response.status_code in RETRYABLE_STATUS:
             raise _Retryable(response)
-        return response
+        if response.is_error:
+            raise SourceHTTPError(self.source, f"{method} {path}", response.status_code, _detail(response))
+        try:
+            return response.json(), response.headers
+        except ValueError:
+            raise _Undecodable() from None
 
     def close(self) -> None:
         self._client.close()

@@ -19,7 +19,7 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import schema_marker
-from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError
+from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError
 
 SOURCE = "multitudes"
 DEFAULT_BASE_URL = "https://api.developer.multitudes.co"
@@ -64,12 +64,13 @@ def deployments(
     if not api_token:
         raise SourceError(SOURCE, "no api token configured", hint="set sources.multitudes.api_token")
     with ApiClient(SOURCE, base_url, {"Authorization": api_token}) as api:
-        page = 1
+        page, guard = 1, PageGuard(SOURCE, "GET /deployments")
         while True:
             body = api.request("GET", "/deployments", {"page": page, "pageSize": PAGE_SIZE, "includeTests": "true"})
             records = body.get("deployments") if isinstance(body, dict) else None
             if not isinstance(records, list):
                 raise SourceError(SOURCE, "GET /deployments answered no 'deployments' list")
+            guard.check(page, records)
             yield [_row(r) for r in records]
             if not records or page * PAGE_SIZE >= int(body.get("total") or 0):
                 return

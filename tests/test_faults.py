@@ -1,0 +1,70 @@
+"""Faults a scheduled refresh meets alone: every source against its emulator with the fault
+injected, over real HTTP. Truncated success bodies are retried; pagination that would never end
+ends in a clear error after a bounded number of requests."""
+
+from __future__ import annotations
+
+import dlt
+import pytest
+
+from dora_pipeline.sources.http import SourceError
+from dora_pipeline.sources.registry import SOURCES
+
+# The main record resource of each source, and the emulator that serves it.
+RESOURCES = {
+    "gearset": ("deployments", "gearset"),
+    "gitlab": ("deployments", "gitlab"),
+    "multitudes": ("deployments", "multitudes"),
+    "gitclear": ("pull_requests", "gitclear"),
+    "gearset_automation": ("ci_job_runs", "gearset"),
+}
+
+
+@pytest.fixture
+def configured(sandbox, monkeypatch, tmp_path):
+    for name, value in sandbox.source_environment().items():
+        monkeypatch.setenv(name, value)
+    runs = iter(range(1000))
+
+    def extract(source: str) -> list[dict]:
+        """Every row of the source's main resource, with fresh incremental state each time."""
+        pipeline = dlt.pipeline(f"faults_{next(runs)}", destination="duckdb", pipelines_dir=str(tmp_path))
+        pipeline.activate()
+        try:
+            return [row for row in SOURCES[source].build().with_resources(RESOURCES[source][0]) if row]
+        finally:
+            pipeline.deactivate()
+
+    return extract
+
+
+@pytest.mark.parametrize("source", list(RESOURCES))
+def test_truncated_success_bodies_are_retried(source, sandbox, configured):
+    clean = configured(source)
+    state = sandbox.states[RESOURCES[source][1]]
+    before = len(state.requests)
+    state.faults.truncate_next_bodies = 2
+
+    retried = configured(source)
+
+    assert state.faults.truncate_next_bodies == 0  # both truncated answers were served...
+    assert len(state.requests) - before > 0
+    assert sorted(map(repr, retried)) == sorted(map(repr, clean)) and clean  # ...and retried to the same rows
+
+
+@pytest.mark.parametrize("source", ["gitlab", "multitudes", "gitclear"])
+def test_pagination_that_never_ends_is_an_error_not_a_loop(source, sandbox, configured):
+    state = sandbox.states[RESOURCES[source][1]]
+    state.faults.broken_pagination = True
+    before = len(state.requests)
+
+    with pytest.raises(Exception) as raised:
+        configured(source)
+
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    found = [e for e in chain if isinstance(e, SourceError)]
+    assert found and "pagination does not advance" in str(found[0]), chain
+    assert len(state.requests) - before < 10
