@@ -1,14 +1,21 @@
 """Faults a scheduled refresh meets alone: every source against its emulator with the fault
 injected, over real HTTP. Truncated success bodies are retried; pagination that would never end
-ends in a clear error after a bounded number of requests."""
+ends in a clear error after a bounded number of requests; a token a server echoes back reaches no
+error, output, file or table."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import dlt
 import pytest
+from warehouse_checks import string_values_containing
 
 from dora_pipeline.sources.http import SourceError
-from dora_pipeline.sources.registry import SOURCES
+from dora_pipeline.sources.registry import SOURCES, setting_name
 
 # The main record resource of each source, and the emulator that serves it.
 RESOURCES = {
@@ -68,3 +75,43 @@ def test_pagination_that_never_ends_is_an_error_not_a_loop(source, sandbox, conf
     found = [e for e in chain if isinstance(e, SourceError)]
     assert found and "pagination does not advance" in str(found[0]), chain
     assert len(state.requests) - before < 10
+
+
+CANARY = "canary-token-5f3a9c2e71"
+
+
+@pytest.mark.parametrize("source", list(RESOURCES))
+def test_a_token_echoed_by_the_server_never_reaches_the_error(source, sandbox, configured, monkeypatch):
+    monkeypatch.setenv(setting_name(source, SOURCES[source].token_key), CANARY)
+    sandbox.states[RESOURCES[source][1]].faults.echo_credentials = True
+
+    with pytest.raises(Exception) as raised:
+        configured(source)
+
+    chain, error = [], raised.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert any(isinstance(e, SourceError) and "HTTP 401" in str(e) for e in chain), chain
+    assert not [e for e in chain if CANARY in str(e)]
+
+
+def test_an_echoed_token_appears_in_no_output_file_or_table(sandbox, settings, tmp_path):
+    sandbox.states["gitlab"].faults.echo_credentials = True
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DORA__"))}
+    env |= {k: v for k, v in sandbox.source_environment().items() if k.startswith("SOURCES__GITLAB__")}
+    env |= {"SOURCES__GITLAB__PRIVATE_TOKEN": CANARY}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dora-pipeline"), "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert done.returncode == 1 and "HTTP 401" in done.stderr, done.stderr[-2000:]
+    assert CANARY not in done.stdout + done.stderr
+    files = [p for root in (settings.data_dir, settings.dagster_home) for p in root.rglob("*") if p.is_file()]
+    assert any(p.name == "trace.pickle" for p in files) and any(p.suffix == ".db" for p in files)
+    assert [p for p in files if CANARY.encode() in p.read_bytes()] == []
+    assert string_values_containing(settings.duckdb_path, CANARY) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -34,6 +35,8 @@ class Faults:
     # pagination that never ends: GitLab's X-Next-Page stuck at 2; Multitudes and GitClear
     # answering page 1 for every page under a total far larger than the data
     broken_pagination: bool = False
+    # a 401 that echoes the credentials it rejected, as some gateways do
+    echo_credentials: bool = False
 
 
 class EmulatorState:
@@ -79,28 +82,36 @@ class EmulatorState:
 
 
 def with_faults(app, state: EmulatorState):
-    """ASGI wrapper that cuts the body of a response in half while `truncate_next_bodies` lasts,
-    as a proxy or a dropped connection would: the status says 200, the JSON is incomplete."""
+    """ASGI wrapper for faults of the wire rather than of one API: a response whose body is cut in
+    half while `truncate_next_bodies` lasts (the status says 200, the JSON is incomplete), and a
+    401 that echoes the rejected credentials when `echo_credentials` is on."""
 
     async def wrapped(scope, receive, send):
-        if scope["type"] != "http" or not state.take_truncation():
+        if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        truncate = state.take_truncation()
+        sent = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        credentials = sent.get("authorization") or sent.get("private-token") or ""
         start: dict = {}
         body = bytearray()
 
-        async def cut(message):
+        async def rewrite(message):
             if message["type"] == "http.response.start":
                 start.update(message)
                 return
             body.extend(message.get("body", b""))
             if message.get("more_body"):
                 return
-            half = bytes(body[: max(1, len(body) // 2)])
+            out = bytes(body)
+            if start.get("status") == 401 and state.faults.echo_credentials:
+                out = json.dumps({"message": f"401 Unauthorized: rejected credentials {credentials!r}"}).encode()
+            if truncate:
+                out = out[: max(1, len(out) // 2)]
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(half)).encode())]})
-            await send({"type": "http.response.body", "body": half})
+            await send({**start, "headers": [*headers, (b"content-length", str(len(out)).encode())]})
+            await send({"type": "http.response.body", "body": out})
 
-        await app(scope, receive, cut)
+        await app(scope, receive, rewrite)
 
     return wrapped

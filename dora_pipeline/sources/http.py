@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import dlt
 import httpx
 import tenacity
 
@@ -105,20 +106,50 @@ def _retry_after(exc: BaseException | None) -> float | None:
     return None
 
 
+AUTH_HEADERS = {"authorization", "private-token"}
+REDACTED = "[redacted]"
+
+
+def _setting(source: str, key: str, default: float) -> float:
+    """`sources.<source>.<key>` from dlt's configuration (or SOURCES__<SOURCE>__<KEY>)."""
+    value = dlt.config.get(f"sources.{source}.{key}", float)
+    return default if value is None else float(value)
+
+
 class ApiClient:
-    """A JSON API client bound to one source, its base URL and its auth headers."""
+    """A JSON API client bound to one source, its base URL and its auth headers.
+
+    Per source and configurable (`sources.<source>.<key>`): `request_timeout_seconds` (30) for
+    one request, `max_attempts` (6) and `retry_budget_seconds` (300) for all the retries of one
+    request together. Whatever a server sends back, the auth header values never reach an
+    error: some gateways echo the rejected credentials in their error body.
+    """
 
     def __init__(
         self,
         source: str,
         base_url: str,
         headers: dict[str, str],
-        timeout_seconds: float = 60.0,
-        max_attempts: int = 6,
+        timeout_seconds: float | None = None,
+        max_attempts: int | None = None,
         max_backoff_seconds: float = 60.0,
     ):
         self.source = source
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout_seconds)
+        timeout = timeout_seconds or _setting(source, "request_timeout_seconds", 30.0)
+        attempts = int(max_attempts or _setting(source, "max_attempts", 6))
+        budget = _setting(source, "retry_budget_seconds", 300.0)
+        self._secrets = sorted(
+            {
+                part
+                for name, value in headers.items()
+                if name.lower() in AUTH_HEADERS
+                for part in (value, value.split(" ", 1)[-1])
+                if len(part) >= 4
+            },
+            key=len,
+            reverse=True,
+        )
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
         backoff = tenacity.wait_exponential_jitter(initial=0.5, max=max_backoff_seconds)
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -128,9 +159,10 @@ class ApiClient:
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type((_Retryable, _Undecodable, httpx.TransportError)),
             wait=wait,
-            stop=tenacity.stop_after_attempt(max_attempts),
+            stop=tenacity.stop_after_attempt(attempts) | tenacity.stop_after_delay(budget),
             reraise=True,
         )
+        self.max_attempts = attempts
 
     def request(self, method: str, path: str, params: Any = None, headers: dict | None = None) -> Any:
         """Send one request (retrying what is transient) and return its decoded JSON body."""
@@ -144,10 +176,9 @@ class ApiClient:
         try:
             return self._retrying(self._send, method, path, params, headers)
         except _Retryable as exc:
-            raise SourceHTTPError(self.source, what, exc.response.status_code, _detail(exc.response)) from None
+            raise SourceHTTPError(self.source, what, exc.response.status_code, self._detail(exc.response)) from None
         except _Undecodable:
-            attempts = self._retrying.stop.max_attempt_number
-            raise SourceError(self.source, f"{what} answered a body that is not JSON ({attempts} attempts)") from None
+            raise SourceError(self.source, f"{what} answered a body that is not JSON (after retries)") from None
         except httpx.TransportError as exc:
             raise SourceError(self.source, f"{what} could not reach the server: {type(exc).__name__}") from None
 
@@ -156,7 +187,7 @@ class ApiClient:
         if response.status_code in RETRYABLE_STATUS:
             raise _Retryable(response)
         if response.is_error:
-            raise SourceHTTPError(self.source, f"{method} {path}", response.status_code, _detail(response))
+            raise SourceHTTPError(self.source, f"{method} {path}", response.status_code, self._detail(response))
         try:
             return response.json(), response.headers
         except ValueError:
@@ -171,14 +202,23 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _detail(self, response: httpx.Response) -> str:
+        """The server's own message, with every credential this client sends removed."""
+        return self.redact(_detail(response))[:200]
+
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED)
+        return text
+
 
 def _detail(response: httpx.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return (response.text or response.reason_phrase or "").strip()[:200]
+        return (response.text or response.reason_phrase or "").strip()
     if isinstance(body, dict):
         for key in ("Message", "message", "error", "response_detail", "Error"):
             if body.get(key):
-                return str(body[key])[:200]
-    return str(body)[:200]
+                return str(body[key])
+    return str(body)
