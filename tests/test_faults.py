@@ -14,7 +14,7 @@ import dlt
 import pytest
 from warehouse_checks import string_values_containing
 
-from dora_pipeline.sources.http import SourceError
+from dora_pipeline.sources.http import ApiClient, SourceError
 from dora_pipeline.sources.registry import SOURCES, setting_name
 
 # The main record resource of each source, and the emulator that serves it.
@@ -115,3 +115,31 @@ def test_an_echoed_token_appears_in_no_output_file_or_table(sandbox, settings, t
     assert any(p.name == "trace.pickle" for p in files) and any(p.suffix == ".db" for p in files)
     assert [p for p in files if CANARY.encode() in p.read_bytes()] == []
     assert string_values_containing(settings.duckdb_path, CANARY) == []
+
+
+@pytest.mark.parametrize(
+    ("base_url", "allowed"),
+    [
+        ("https://gitlab.example.com/api/v4", True),
+        ("http://127.0.0.1:8080/api/v4", True),
+        ("http://localhost:8080", True),
+        ("http://[::1]:8080", True),
+        ("http://gitlab.example.com/api/v4", False),
+        ("http://10.0.0.5/api/v4", False),
+        ("ftp://gitlab.example.com", False),
+    ],
+)
+def test_a_token_only_travels_over_https_except_to_this_machine(base_url, allowed, monkeypatch):
+    def client() -> ApiClient:
+        return ApiClient("gitlab", base_url, {"PRIVATE-TOKEN": CANARY})
+
+    if allowed:
+        client().close()
+        return
+    with pytest.raises(SourceError) as raised:
+        client()
+    assert "is not https" in str(raised.value) and CANARY not in str(raised.value)
+    assert raised.value.hint.endswith("SOURCES__GITLAB__ALLOW_INSECURE_HTTP=true")
+    if base_url.startswith("http:"):
+        monkeypatch.setenv("SOURCES__GITLAB__ALLOW_INSECURE_HTTP", "true")
+        client().close()

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import dlt
 from dlt.sources import DltResource
@@ -164,7 +165,9 @@ class GearsetReportingClient:
     def _poll(self, op: _Operation) -> list[dict] | None:
         """Poll once: the rows when the operation succeeded, None while it runs."""
         request, version = op.request, {"Api-Version": op.request.api_version}
-        status = self.api.request("GET", f"/public/operation/{op.status_id}/status", headers=version)
+        status = self.api.request(
+            "GET", f"/public/operation/{quote(str(op.status_id), safe='')}/status", headers=version
+        )
         state = status.get("Status") if isinstance(status, dict) else None
         if state == "Running":
             if time.monotonic() > op.deadline:
@@ -181,7 +184,7 @@ class GearsetReportingClient:
         if state != "Succeeded":
             raise SourceError(self.source, f"{request.what}: unexpected operation status {state!r}")
         result_id = status.get("OperationResultId") or op.status_id
-        result = self.api.request("GET", f"/public/operation/{result_id}/result", headers=version)
+        result = self.api.request("GET", f"/public/operation/{quote(str(result_id), safe='')}/result", headers=version)
         rows = result.get(request.result_key) if isinstance(result, dict) else None
         if not isinstance(rows, list):
             raise SourceError(self.source, f"{request.what}: the result has no {request.result_key!r} list")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import dlt
 from dlt.sources import DltResource
@@ -87,7 +88,9 @@ def ci_job_status_history(client, jobs: list[str]) -> Iterator[list[dict]]:
         rows = []
         for job in jobs:
             body = api.api.request(
-                "GET", f"/public/automation/continuous-integration-jobs/{job}/status", headers={"Api-Version": "1"}
+                "GET",
+                f"/public/automation/continuous-integration-jobs/{quote(job, safe='')}/status",
+                headers={"Api-Version": "1"},
             )
             rows.append({"job_id": job, "observed_at": observed, "state": body.get("State")})
         yield rows
@@ -125,7 +128,7 @@ def ci_job_runs(
     api = client()
     requests = (
         ReportRequest(
-            f"/public/reporting/continuous-integration/job/{job}/runs",
+            f"/public/reporting/continuous-integration/job/{quote(job, safe='')}/runs",
             params,
             "Runs",
             f"CI job runs report for job {job} from {params['StartDate']} to {params['EndDate']}",

@@ -74,8 +74,10 @@ class GitlabClient:
         self.api.close()
 
 
-def project_ref(project: int | str) -> str:
-    return quote(str(project), safe="")
+def segment(value: int | str) -> str:
+    """One URL path segment from a value that came from an API or the configuration: a project
+    path like `acme/api` becomes `acme%2Fapi`, and nothing can step into another path."""
+    return quote(str(value), safe="")
 
 
 def incident_severity(issue: dict, record: str) -> int | None:
@@ -131,7 +133,9 @@ class GitlabSettings:
         """Environment id -> tier of one project (read once per run)."""
         if project_id not in self._tiers:
             self._tiers[project_id] = {
-                e["id"]: e.get("tier") for page in client.pages(f"/projects/{project_id}/environments") for e in page
+                e["id"]: e.get("tier")
+                for page in client.pages(f"/projects/{segment(project_id)}/environments")
+                for e in page
             }
         return self._tiers[project_id]
 
@@ -147,10 +151,10 @@ class GitlabSettings:
         if self._resolved is None:
             found: dict[int, dict] = {}
             for project in self.projects:
-                body = client.get(f"/projects/{project_ref(project)}")
+                body = client.get(f"/projects/{segment(project)}")
                 found[body["id"]] = body
             for group in self.groups:
-                for page in client.pages(f"/groups/{project_ref(group)}/projects", {"include_subgroups": "true"}):
+                for page in client.pages(f"/groups/{segment(group)}/projects", {"include_subgroups": "true"}):
                     found.update({p["id"]: p for p in page})
             self._resolved = list(found.values())
         return self._resolved
@@ -198,7 +202,7 @@ def environments(settings: GitlabSettings) -> Iterator[list[dict]]:
     yield schema_marker()
     with _client_for(settings) as (client, projects):
         for project in projects:
-            for page in client.pages(f"/projects/{project['id']}/environments"):
+            for page in client.pages(f"/projects/{segment(project['id'])}/environments"):
                 yield [
                     {
                         "id": e["id"],
@@ -236,7 +240,7 @@ def deployments(
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
         for project in projects:
             params = {"order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
-            for page in client.pages(f"/projects/{project['id']}/deployments", params):
+            for page in client.pages(f"/projects/{segment(project['id'])}/deployments", params):
                 yield [_deployment_row(project["id"], d) for d in page]
 
 
@@ -326,7 +330,7 @@ def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Ite
         if not counting:
             yield batch([])
         for row in counting:
-            path = f"/projects/{row['project_id']}/deployments/{row['id']}/merge_requests"
+            path = f"/projects/{segment(row['project_id'])}/deployments/{segment(row['id'])}/merge_requests"
             for page in client.pages(path):
                 yield [
                     {
@@ -353,14 +357,16 @@ def merge_requests(
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
         for project in projects:
             params = {"state": "merged", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
-            for page in client.pages(f"/projects/{project['id']}/merge_requests", params):
+            for page in client.pages(f"/projects/{segment(project['id'])}/merge_requests", params):
                 rows = []
                 for mr in page:
                     row = _merge_request_row(project["id"], mr)
                     record = f"merge request !{mr.get('iid')} of project {project['id']}"
                     authored = [
                         _ts(c.get("authored_date"), record, "commits[].authored_date")
-                        for commits in client.pages(f"/projects/{project['id']}/merge_requests/{mr['iid']}/commits")
+                        for commits in client.pages(
+                            f"/projects/{segment(project['id'])}/merge_requests/{segment(mr['iid'])}/commits"
+                        )
                         for c in commits
                     ]
                     row["first_commit_at"] = min((a for a in authored if a), default=None)
@@ -397,7 +403,7 @@ def incidents(
                 "sort": "asc",
                 "updated_after": after.isoformat(),
             }
-            for page in client.pages(f"/projects/{project['id']}/issues", params):
+            for page in client.pages(f"/projects/{segment(project['id'])}/issues", params):
                 rows = []
                 for issue in page:
                     record = f"incident #{issue.get('iid')} of project {project['id']}"
@@ -461,7 +467,7 @@ def dora_metrics(settings: GitlabSettings, start: date, lookback_days: int) -> I
                         "interval": "daily",
                         "environment_tiers[]": settings.tiers,
                     }
-                    values = client.get(f"/projects/{project['id']}/dora/metrics", params)
+                    values = client.get(f"/projects/{segment(project['id'])}/dora/metrics", params)
                     yield [
                         {"project_id": project["id"], "metric": metric, "date": v["date"], "value": v["value"]}
                         for v in values
@@ -476,9 +482,9 @@ def first_activity(client: GitlabClient, project_id: int) -> date | None:
     record = f"project {project_id}"
     found = []
     for path, params, field in (
-        (f"/projects/{project_id}/deployments", {"order_by": "id", "sort": "asc"}, "created_at"),
+        (f"/projects/{segment(project_id)}/deployments", {"order_by": "id", "sort": "asc"}, "created_at"),
         (
-            f"/projects/{project_id}/issues",
+            f"/projects/{segment(project_id)}/issues",
             {"issue_type": "incident", "order_by": "created_at", "sort": "asc"},
             "created_at",
         ),

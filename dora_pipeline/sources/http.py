@@ -9,6 +9,7 @@ copied into an error or a log line.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import dlt
@@ -116,6 +117,26 @@ def _setting(source: str, key: str, default: float) -> float:
     return default if value is None else float(value)
 
 
+def _require_safe_transport(source: str, base_url: str) -> None:
+    """Tokens travel only over https, except to this machine (the sandbox) or where the user
+    explicitly allows plain http (`sources.<source>.allow_insecure_http`)."""
+    url = httpx.URL(base_url)
+    if url.scheme == "https":
+        return
+    if url.scheme == "http":
+        try:
+            loopback = url.host == "localhost" or ipaddress.ip_address(url.host).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback or dlt.config.get(f"sources.{source}.allow_insecure_http", bool):
+            return
+    raise SourceError(
+        source,
+        f"base_url {url.scheme}://{url.host} is not https: the token would travel in clear text",
+        hint=f"use an https:// base_url, or set SOURCES__{source.upper()}__ALLOW_INSECURE_HTTP=true",
+    )
+
+
 class ApiClient:
     """A JSON API client bound to one source, its base URL and its auth headers.
 
@@ -135,6 +156,7 @@ class ApiClient:
         max_backoff_seconds: float = 60.0,
     ):
         self.source = source
+        _require_safe_transport(source, base_url)
         timeout = timeout_seconds or _setting(source, "request_timeout_seconds", 30.0)
         attempts = int(max_attempts or _setting(source, "max_attempts", 6))
         budget = _setting(source, "retry_budget_seconds", 300.0)
