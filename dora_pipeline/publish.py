@@ -70,6 +70,25 @@ def _replace_file(source: Path, published: Path) -> None:
     os.replace(staging, published)
 
 
+def clean_debris(settings: Settings) -> None:
+    """Remove what a killed refresh left half-written: staging copies of the warehouse and the
+    report, a link not yet renamed into place, and export sets newer than `current` (a set is
+    only complete once `current` points at it)."""
+    data = settings.data_dir
+    for pattern in (f".{settings.duckdb_path.name}.*.tmp", f".{settings.report_path.name}.tmp"):
+        for debris in data.glob(pattern):
+            debris.unlink(missing_ok=True)
+    exports = settings.exports_dir
+    if not exports.is_dir():
+        return
+    for link in exports.glob(".current-*"):
+        link.unlink(missing_ok=True)
+    current = (exports / "current").resolve().name if (exports / "current").exists() else ""
+    for folder in exports.iterdir():
+        if folder.is_dir() and not folder.is_symlink() and folder.name > current:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _prune(exports: Path, keep: int) -> None:
     current = (exports / "current").resolve().name
     sets = sorted(p for p in exports.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))

@@ -9,6 +9,7 @@ from dagster._utils.error import SerializableErrorInfo
 
 from dora_pipeline import source_runs
 from dora_pipeline.defs import build_definitions
+from dora_pipeline.refresh_lock import refresh_lock
 from dora_pipeline.settings import Settings
 from dora_pipeline.source_runs import SourceFailure
 
@@ -17,6 +18,7 @@ HEALTH_STEP = "extraction_health"
 
 # Exceptions whose own message is the clearest thing to show a user.
 USER_FACING = {
+    "RefreshRunning",
     "SourceError",
     "SourceHTTPError",
     "SourceRecordError",
@@ -44,11 +46,12 @@ class RefreshOutcome:
 
 def run_refresh(settings: Settings, log_level: str = "WARNING") -> RefreshOutcome:
     """Materialise every asset of `dora_refresh` against the configured sources."""
-    defs = build_definitions(settings)
-    job = defs.resolve_job_def("dora_refresh")
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    with DagsterInstance.get() as instance:
-        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+    with refresh_lock(settings):
+        defs = build_definitions(settings)
+        job = defs.resolve_job_def("dora_refresh")
+        run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+        with DagsterInstance.get() as instance:
+            result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     failed_steps = {e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE}
     if not result.success and failed_steps != {HEALTH_STEP}:
         message, hint = explain_failure(result)

@@ -1,0 +1,100 @@
+"""One refresh of a warehouse at a time, and nothing left behind by one that was killed.
+
+A refresh marks itself and every process it starts (dbt runs as a subprocess) with
+`DORA_REFRESH_RUN=<token>` in their environment and writes the token and its pid to
+`<data>/refresh.lock`. When a refresh is killed (SIGKILL, a machine going down), its children
+survive it: a `dbt build` may keep running and hold the build file's lock, and half-written files
+stay on disk. The next refresh finds the lock, sees that its owner is gone, stops every process
+still carrying the old token, and removes the debris (see `publish.clean_debris`). While the
+owner is alive, a second refresh is refused with a clear error instead of meeting DuckDB's lock.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from dora_pipeline.publish import clean_debris
+from dora_pipeline.settings import Settings
+from dora_pipeline.sources.http import SourceError
+
+MARK = "DORA_REFRESH_RUN"
+
+
+class RefreshRunning(SourceError):
+    def __init__(self, pid: int, lock: Path):
+        message = f"another refresh of this warehouse is running (pid {pid})"
+        super().__init__("dora", message, hint=f"wait for it to finish, or stop it (lock: {lock})")
+
+
+def processes_marked(token: str) -> list[int]:
+    """Pids of the live processes whose environment carries this refresh's token."""
+    needle = f"{MARK}={token}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def _started(pid: int) -> str | None:
+    """The process's start time in clock ticks (so a reused pid is not mistaken for it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _stop(pids: list[int], grace_seconds: float = 5.0) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@contextmanager
+def refresh_lock(settings: Settings) -> Iterator[str]:
+    """Hold the warehouse's refresh lock; clean up after a killed predecessor first."""
+    lock = settings.data_dir / "refresh.lock"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if lock.exists():
+        fields = lock.read_text().split()
+        if len(fields) == 3:
+            pid, started, token = int(fields[0]), fields[1], fields[2]
+            if pid != os.getpid() and _started(pid) == started:
+                raise RefreshRunning(pid, lock)
+            _stop(processes_marked(token))
+        clean_debris(settings)
+    token = uuid.uuid4().hex
+    lock.write_text(f"{os.getpid()} {_started(os.getpid())} {token}\n")
+    previous = os.environ.get(MARK)
+    os.environ[MARK] = token
+    try:
+        yield token
+    finally:
+        if previous is None:
+            os.environ.pop(MARK, None)
+        else:
+            os.environ[MARK] = previous
+        lock.unlink(missing_ok=True)
