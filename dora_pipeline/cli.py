@@ -69,7 +69,7 @@ def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
         f"{outcome.checks_passed} checks passed in {time.monotonic() - started:.1f} s"
     )
     _print_summary(settings)
-    _fail_on_source_failures(outcome)
+    _report_run_problems(outcome)
 
 
 @main.command()
@@ -102,7 +102,7 @@ def run(debug: bool) -> None:
         f"in {time.monotonic() - started:.1f} s"
     )
     _print_summary(settings)
-    _fail_on_source_failures(outcome)
+    _report_run_problems(outcome)
 
 
 @main.command()
@@ -168,11 +168,18 @@ def summary() -> None:
     _print_summary(Settings.from_env())
 
 
-def _fail_on_source_failures(outcome) -> None:
-    """The warehouse was published from the other sources and the failed ones' last good data;
-    say which failed, what to fix, and exit non-zero so a scheduler notices."""
+def _report_run_problems(outcome) -> None:
+    """Records set aside are a warning. A failed source is an error: the warehouse was published
+    from the other sources and its last good data; say which failed, what to fix, and exit
+    non-zero so a scheduler notices."""
     from dora_pipeline.sources.registry import SOURCES, setting_name
 
+    if outcome.rejected_records:
+        click.echo(
+            f"warning: {outcome.rejected_records} records could not be loaded as they were and were set aside "
+            "(marts.rejected_records says which, and why)",
+            err=True,
+        )
     if not outcome.failed_sources:
         return
     for failure in outcome.failed_sources:

@@ -42,6 +42,8 @@ class RefreshOutcome:
     # Sources that could not be extracted: the warehouse was still built and published from their
     # last good data, but the refresh as a whole failed.
     failed_sources: list[SourceFailure] = field(default_factory=list)
+    # Records the sources sent that could not be loaded as they were (marts.rejected_records).
+    rejected_records: int = 0
 
 
 def run_refresh(settings: Settings, log_level: str = "WARNING") -> RefreshOutcome:
@@ -60,7 +62,8 @@ def run_refresh(settings: Settings, log_level: str = "WARNING") -> RefreshOutcom
     checks = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
     passed = sum(1 for e in checks if e.event_specific_data.passed)
     failed_sources = source_runs.failures(settings.duckdb_path, result.run_id) if failed_steps else []
-    return RefreshOutcome(result.run_id, materialized, passed, failed_sources)
+    rejected = source_runs.rejected_in(settings.duckdb_path, result.run_id)
+    return RefreshOutcome(result.run_id, materialized, passed, failed_sources, rejected)
 
 
 def explain_failure(result: ExecuteInProcessResult) -> tuple[str, str]:

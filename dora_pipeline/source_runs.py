@@ -15,8 +15,13 @@ from pathlib import Path
 
 import duckdb
 
+from dora_pipeline.sources.rejections import Rejection
+
 SCHEMA = "dora_ops"
 TABLE = f"{SCHEMA}.source_runs"
+# Records a source sent that could not be loaded as they were (see sources/rejections.py): one row
+# per record and field, replaced when the same record is rejected again.
+REJECTED = f"{SCHEMA}.rejected_records"
 DDL = f"""
 create schema if not exists {SCHEMA};
 create table if not exists {TABLE} (
@@ -26,6 +31,17 @@ create table if not exists {TABLE} (
     finished_at timestamptz not null,
     status varchar not null,
     error varchar
+);
+create table if not exists {REJECTED} (
+    source varchar not null,
+    resource varchar not null,
+    record_key varchar,
+    field varchar not null,
+    problem varchar not null,
+    payload varchar not null,
+    service_key varchar,
+    run_id varchar not null,
+    seen_at timestamptz not null
 );
 """
 
@@ -59,6 +75,32 @@ def record(warehouse: Path, run_id: str, source: str, started_at: datetime, erro
             f"insert into {TABLE} values (?, ?, ?, ?, ?, ?)",
             [run_id, source, started_at, datetime.now(UTC), "failed" if error else "succeeded", error],
         )
+
+
+def record_rejections(warehouse: Path, run_id: str, rejections: list[Rejection]) -> None:
+    if not rejections:
+        return
+    now = datetime.now(UTC)
+    rows = [
+        [r.source, r.resource, r.record_key, r.field, r.problem, r.payload, r.service_key, run_id, now]
+        for r in rejections
+    ]
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(DDL)
+        con.execute("begin")
+        con.executemany(
+            f"""delete from {REJECTED} where source = ? and resource = ? and field = ?
+                and coalesce(record_key, md5(payload)) = coalesce(?, md5(?))""",
+            [[r.source, r.resource, r.field, r.record_key, r.payload] for r in rejections],
+        )
+        con.executemany(f"insert into {REJECTED} values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        con.execute("commit")
+
+
+def rejected_in(warehouse: Path, run_id: str) -> int:
+    """How many records the sources sent in `run_id` that could not be loaded."""
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(f"select count(*) from {REJECTED} where run_id = ?", [run_id]).fetchall()[0][0]
 
 
 def failures(warehouse: Path, run_id: str) -> list[SourceFailure]:

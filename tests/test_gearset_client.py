@@ -140,6 +140,7 @@ def test_bad_record_error_names_source_record_and_field():
         "Id": "dep-2",
         "Date": "2026-06-01T10:00:00Z",
         "PipelineEnvironmentId": "env-1",
+        "Status": "Successful",
         "ReportedBugs": [{"Id": "bug-9", "Severity": "high"}],
     }
     with pytest.raises(SourceRecordError, match="reported bug bug-9: field 'Severity'"):

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from starlette.requests import Request
 
@@ -37,6 +39,9 @@ class Faults:
     broken_pagination: bool = False
     # a 401 that echoes the credentials it rejected, as some gateways do
     echo_credentials: bool = False
+    # bad records: called with (path, decoded JSON body) of every successful answer, returns the
+    # body to send instead (a test breaks one record the way a real API might)
+    mutate: Callable[[str, Any], Any] | None = None
 
 
 class EmulatorState:
@@ -104,6 +109,8 @@ def with_faults(app, state: EmulatorState):
             if message.get("more_body"):
                 return
             out = bytes(body)
+            if start.get("status") == 200 and state.faults.mutate is not None and out:
+                out = json.dumps(state.faults.mutate(scope["path"], json.loads(out))).encode()
             if start.get("status") == 401 and state.faults.echo_credentials:
                 out = json.dumps({"message": f"401 Unauthorized: rejected credentials {credentials!r}"}).encode()
             if truncate:

@@ -35,6 +35,27 @@ def parse_int(source: str, value: Any, record: str, field: str) -> int | None:
         raise SourceRecordError(source, record, field, f"is not a whole number: {value!r}") from None
 
 
+def parse_float(source: str, value: Any, record: str, field: str) -> float | None:
+    """Numbers; some APIs send them as strings. Anything else (`"n/a"`, `"big"`) is an error."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise SourceRecordError(source, record, field, f"is not a number: {value!r}")
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise SourceRecordError(source, record, field, f"is not a number: {value!r}") from None
+
+
+def require(source: str, value: Any, record: str, field: str) -> Any:
+    """A field the record cannot be loaded without (an id, a key)."""
+    if value is None or value == "":
+        raise SourceRecordError(source, record, field, "is missing")
+    if isinstance(value, (dict, list)):
+        raise SourceRecordError(source, record, field, f"is not a single value: {value!r}"[:200])
+    return value
+
+
 def as_list(value: Any) -> list:
     """Lists configured as JSON text, comma-separated text or a real list."""
     if value is None:

@@ -35,6 +35,7 @@ from dlt.sources import DltResource
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import batch, schema_marker
 from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError
+from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gearset"
 DEFAULT_BASE_URL = "https://api.gearset.com"
@@ -45,6 +46,10 @@ FIELDS = {
     "org_location": ("OrgLocationType", "TargetOrgLocationType"),
     "bug_identified_at": ("IdentifiedAt", "ReportedAt", "CreatedAt"),
 }
+
+
+# The deployment statuses of the contract; anything else is rejected at the door.
+KNOWN_STATUSES = {"Successful", "PartiallySuccessful", "Failed"}
 
 
 def _first(record: dict, names: tuple[str, ...]) -> Any:
@@ -212,6 +217,8 @@ def normalize_deployment(raw: dict, pipeline_id: str) -> dict:
     deployed_at = parse_timestamp(date_value, record, "Date", required=True)
     if not env_id:
         raise SourceRecordError(SOURCE, record, "PipelineEnvironmentId", "is missing")
+    if raw.get("Status") not in KNOWN_STATUSES:
+        raise SourceRecordError(SOURCE, record, "Status", f"is not a known deployment status: {raw.get('Status')!r}")
     if not deployment_id:
         deployment_id = hashlib.sha1(f"{env_id}|{date_value}".encode()).hexdigest()
     counts = {
@@ -454,7 +461,14 @@ def deployment_reports(
     )
     try:
         for request, rows in client.run_reports(requests):
-            yield [normalize_deployment(raw, request.tag) for raw in rows]
+            yield convert_each(
+                SOURCE,
+                "deployments",
+                rows,
+                lambda raw, pipeline_id=request.tag: normalize_deployment(raw, pipeline_id),
+                key_field=FIELDS["deployment_id"][0],
+                service_key=request.tag,
+            )
     finally:
         client.close()
 

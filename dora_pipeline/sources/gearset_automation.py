@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import quote
 
 import dlt
@@ -29,6 +30,7 @@ from dora_pipeline.sources.gearset import (
     report_windows,
 )
 from dora_pipeline.sources.http import SourceError
+from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gearset_automation"
 
@@ -142,15 +144,17 @@ def ci_job_runs(
     try:  # every job and window at once, `max_concurrent_operations` at a time
         for request, runs in api.run_reports(requests):
             job = request.tag
-            yield [_run_row(job, r, services.get(job, job), environments.get(job, "production")) for r in runs]
+            place = {"service": services.get(job, job), "environment": environments.get(job, "production")}
+            convert = partial(_run_row, job, **place)
+            yield convert_each(SOURCE, "ci_job_runs", runs, convert, "Id", service_key=job)
     finally:
         api.close()
 
 
-def _run_row(job: str, run: dict, service: str, environment: str) -> dict:
+def _run_row(job: str, run: dict, *, service: str, environment: str) -> dict:
     record = f"run {run.get('Id')} of CI job {job}"
     return {
-        "id": str(run.get("Id")),
+        "id": str(fields.require(SOURCE, run.get("Id"), record, "Id")),
         "job_id": job,
         "service": service,
         "environment": environment,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from urllib.parse import parse_qs, urlparse
 
 import dlt
@@ -20,7 +21,8 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import schema_marker
-from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError
+from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError
+from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gitclear"
 DEFAULT_BASE_URL = "https://www.gitclear.com/api/v1"
@@ -115,25 +117,34 @@ def pull_requests(
 ) -> Iterator[list[dict]]:
     yield schema_marker()
     for path, records in _audit_pages(settings, "pull_requests", cursor.start_value):
-        rows = []
-        for pr in records:
-            record = f"pull request {pr.get('number')} of {path}"
-            rows.append(
-                {
-                    "repo": pr.get("repo") or path,
-                    "number": fields.parse_int(SOURCE, pr.get("number"), record, "number"),
-                    "title": pr.get("title"),
-                    "state": pr.get("state"),
-                    "created_at": _ts(pr.get("created_at"), record, "created_at"),
-                    "merged_at": _ts(pr.get("merged_at"), record, "merged_at"),
-                    "closed_at": _ts(pr.get("closed_at"), record, "closed_at"),
-                    "first_commit_at": _ts(pr.get("first_commit_at"), record, "first_commit_at"),
-                    "merge_sha": pr.get("merge_sha"),
-                    "head_branch": pr.get("head_branch"),
-                    "author": (pr.get("contributor") or {}).get("username"),
-                }
-            )
-        yield rows
+        yield convert_each(SOURCE, "pull_requests", records, partial(_pull_request_row, path), "number", path)
+
+
+def _author(record: dict, description: str) -> str | None:
+    contributor = record.get("contributor")
+    if contributor is None:
+        return None
+    if not isinstance(contributor, dict):
+        raise SourceRecordError(SOURCE, description, "contributor", f"is not an object: {contributor!r}"[:200])
+    return contributor.get("username")
+
+
+def _pull_request_row(path: str, pr: dict) -> dict:
+    record = f"pull request {pr.get('number')} of {path}"
+    number = fields.require(SOURCE, pr.get("number"), record, "number")
+    return {
+        "repo": pr.get("repo") or path,
+        "number": fields.parse_int(SOURCE, number, record, "number"),
+        "title": pr.get("title"),
+        "state": pr.get("state"),
+        "created_at": _ts(pr.get("created_at"), record, "created_at"),
+        "merged_at": _ts(pr.get("merged_at"), record, "merged_at"),
+        "closed_at": _ts(pr.get("closed_at"), record, "closed_at"),
+        "first_commit_at": _ts(pr.get("first_commit_at"), record, "first_commit_at"),
+        "merge_sha": pr.get("merge_sha"),
+        "head_branch": pr.get("head_branch"),
+        "author": _author(pr, record),
+    }
 
 
 @dlt.resource(
@@ -154,17 +165,19 @@ def commits(
 ) -> Iterator[list[dict]]:
     yield schema_marker()
     for path, records in _audit_pages(settings, "commits", cursor.start_value):
-        yield [
-            {
-                "sha": c.get("sha"),
-                "repo": c.get("repo") or path,
-                "authored_at": _ts(c.get("authored_at"), f"commit {c.get('sha')} of {path}", "authored_at"),
-                "message": c.get("message"),
-                "author": (c.get("contributor") or {}).get("username"),
-                "diff_delta": c.get("diff_delta"),
-            }
-            for c in records
-        ]
+        yield convert_each(SOURCE, "commits", records, partial(_commit_row, path), "sha", path)
+
+
+def _commit_row(path: str, c: dict) -> dict:
+    record = f"commit {c.get('sha')} of {path}"
+    return {
+        "sha": str(fields.require(SOURCE, c.get("sha"), record, "sha")),
+        "repo": c.get("repo") or path,
+        "authored_at": _ts(c.get("authored_at"), record, "authored_at"),
+        "message": c.get("message"),
+        "author": _author(c, record),
+        "diff_delta": fields.parse_float(SOURCE, c.get("diff_delta"), record, "diff_delta"),
+    }
 
 
 @dlt.resource(
@@ -183,15 +196,17 @@ def tags(
 ) -> Iterator[list[dict]]:
     yield schema_marker()
     for path, records in _audit_pages(settings, "tags", cursor.start_value):
-        yield [
-            {
-                "repo": t.get("repo") or path,
-                "name": t.get("name"),
-                "sha": t.get("sha"),
-                "tagged_at": _ts(t.get("tagged_at"), f"tag {t.get('name')} of {path}", "tagged_at"),
-            }
-            for t in records
-        ]
+        yield convert_each(SOURCE, "tags", records, partial(_tag_row, path), "name", path)
+
+
+def _tag_row(path: str, tag: dict) -> dict:
+    record = f"tag {tag.get('name')} of {path}"
+    return {
+        "repo": tag.get("repo") or path,
+        "name": str(fields.require(SOURCE, tag.get("name"), record, "name")),
+        "sha": tag.get("sha"),
+        "tagged_at": _ts(tag.get("tagged_at"), record, "tagged_at"),
+    }
 
 
 @dlt.resource(
@@ -236,7 +251,9 @@ def report_points(settings: tuple, team_slug: str, start: datetime) -> Iterator[
                                 "series": series,
                                 "week_end": end,
                                 "label": point.get("x"),
-                                "value": point.get("y"),
+                                "value": fields.parse_float(
+                                    SOURCE, point.get("y"), f"report point {point.get('x')!r} of {path}", "y"
+                                ),
                             }
                         )
                 yield rows

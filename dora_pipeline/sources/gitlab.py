@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -29,7 +30,8 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import batch, schema_marker
-from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError
+from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError
+from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gitlab"
 DEFAULT_BASE_URL = "https://gitlab.com/api/v4"
@@ -203,16 +205,19 @@ def environments(settings: GitlabSettings) -> Iterator[list[dict]]:
     with _client_for(settings) as (client, projects):
         for project in projects:
             for page in client.pages(f"/projects/{segment(project['id'])}/environments"):
-                yield [
-                    {
-                        "id": e["id"],
-                        "project_id": project["id"],
-                        "name": e.get("name"),
-                        "tier": e.get("tier"),
-                        "state": e.get("state"),
-                    }
-                    for e in page
-                ]
+                convert = partial(_environment_row, project["id"])
+                yield convert_each(SOURCE, "environments", page, convert, "id", service_key=project["id"])
+
+
+def _environment_row(project_id: int, e: dict) -> dict:
+    record = f"environment {e.get('name') or e.get('id')} of project {project_id}"
+    return {
+        "id": _id(e.get("id"), record, "id"),
+        "project_id": project_id,
+        "name": e.get("name"),
+        "tier": e.get("tier"),
+        "state": e.get("state"),
+    }
 
 
 DEPLOYMENT_COLUMNS = {
@@ -241,22 +246,23 @@ def deployments(
         for project in projects:
             params = {"order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
             for page in client.pages(f"/projects/{segment(project['id'])}/deployments", params):
-                yield [_deployment_row(project["id"], d) for d in page]
+                convert = partial(_deployment_row, project["id"])
+                yield convert_each(SOURCE, "deployments", page, convert, "id", service_key=project["id"])
 
 
 def _deployment_row(project_id: int, d: dict) -> dict:
     record = f"deployment {d.get('id')} of project {project_id}"
-    deployable = d.get("deployable") or {}
-    environment = d.get("environment") or {}
+    deployable = _object(d.get("deployable"), record, "deployable")
+    environment = _object(d.get("environment"), record, "environment")
     finished = _ts(deployable.get("finished_at"), record, "deployable.finished_at")
     updated = _ts(d.get("updated_at"), record, "updated_at")
     if finished is None and d.get("status") == "success":  # created through the API: no job
         finished = updated
     return {
-        "id": d["id"],
-        "iid": d.get("iid"),
+        "id": _id(d.get("id"), record, "id"),
+        "iid": fields.parse_int(SOURCE, d.get("iid"), record, "iid"),
         "project_id": project_id,
-        "environment_id": environment.get("id"),
+        "environment_id": fields.parse_int(SOURCE, environment.get("id"), record, "environment.id"),
         "environment_name": environment.get("name"),
         "status": d.get("status"),
         "sha": d.get("sha"),
@@ -265,6 +271,19 @@ def _deployment_row(project_id: int, d: dict) -> dict:
         "updated_at": updated,
         "finished_at": finished,
     }
+
+
+def _id(value: Any, record: str, field: str) -> int:
+    """GitLab ids are whole numbers; a missing or non-numeric one cannot be loaded."""
+    return fields.parse_int(SOURCE, fields.require(SOURCE, value, record, field), record, field)
+
+
+def _object(value: Any, record: str, field: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SourceRecordError(SOURCE, record, field, f"is not an object: {value!r}"[:200])
+    return value
 
 
 MR_COLUMNS = {
@@ -287,8 +306,8 @@ MR_COLUMNS = {
 def _merge_request_row(project_id: int, mr: dict) -> dict:
     record = f"merge request !{mr.get('iid')} of project {project_id}"
     return {
-        "id": mr["id"],
-        "iid": mr.get("iid"),
+        "id": _id(mr.get("id"), record, "id"),
+        "iid": _id(mr.get("iid"), record, "iid"),
         "project_id": project_id,
         "title": mr.get("title"),
         "state": mr.get("state"),
@@ -332,16 +351,23 @@ def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Ite
         for row in counting:
             path = f"/projects/{segment(row['project_id'])}/deployments/{segment(row['id'])}/merge_requests"
             for page in client.pages(path):
-                yield [
-                    {
-                        "deployment_id": row["id"],
-                        "merge_request_id": mr["id"],
-                        **{k: v for k, v in _merge_request_row(row["project_id"], mr).items() if k != "id"},
-                    }
-                    for mr in page
-                ]
+                yield batch(
+                    convert_each(
+                        SOURCE,
+                        "deployment_merge_requests",
+                        page,
+                        partial(_deployment_merge_request_row, row["id"], row["project_id"]),
+                        "id",
+                        service_key=row["project_id"],
+                    )
+                )
     finally:
         client.close()
+
+
+def _deployment_merge_request_row(deployment_id: int, project_id: int, mr: dict) -> dict:
+    row = _merge_request_row(project_id, mr)
+    return {"deployment_id": deployment_id, "merge_request_id": row.pop("id"), **row}
 
 
 @dlt.resource(
@@ -358,20 +384,21 @@ def merge_requests(
         for project in projects:
             params = {"state": "merged", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
             for page in client.pages(f"/projects/{segment(project['id'])}/merge_requests", params):
-                rows = []
-                for mr in page:
-                    row = _merge_request_row(project["id"], mr)
-                    record = f"merge request !{mr.get('iid')} of project {project['id']}"
-                    authored = [
-                        _ts(c.get("authored_date"), record, "commits[].authored_date")
-                        for commits in client.pages(
-                            f"/projects/{segment(project['id'])}/merge_requests/{segment(mr['iid'])}/commits"
-                        )
-                        for c in commits
-                    ]
-                    row["first_commit_at"] = min((a for a in authored if a), default=None)
-                    rows.append(row)
-                yield rows
+                convert = partial(_merged_request_row, client, project["id"])
+                yield convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
+
+
+def _merged_request_row(client: GitlabClient, project_id: int, mr: dict) -> dict:
+    """A merged MR with its first commit time: the earliest `authored_date` of its commits."""
+    row = _merge_request_row(project_id, mr)
+    record = f"merge request !{row['iid']} of project {project_id}"
+    authored = [
+        _ts(c.get("authored_date"), record, "commits[].authored_date")
+        for commits in client.pages(f"/projects/{segment(project_id)}/merge_requests/{segment(row['iid'])}/commits")
+        for c in commits
+    ]
+    row["first_commit_at"] = min((a for a in authored if a), default=None)
+    return row
 
 
 @dlt.resource(
@@ -404,23 +431,23 @@ def incidents(
                 "updated_after": after.isoformat(),
             }
             for page in client.pages(f"/projects/{segment(project['id'])}/issues", params):
-                rows = []
-                for issue in page:
-                    record = f"incident #{issue.get('iid')} of project {project['id']}"
-                    rows.append(
-                        {
-                            "id": issue["id"],
-                            "iid": issue.get("iid"),
-                            "project_id": project["id"],
-                            "title": issue.get("title"),
-                            "state": issue.get("state"),
-                            "severity": incident_severity(issue, record),
-                            "created_at": _ts(issue.get("created_at"), record, "created_at"),
-                            "updated_at": _ts(issue.get("updated_at"), record, "updated_at"),
-                            "closed_at": _ts(issue.get("closed_at"), record, "closed_at"),
-                        }
-                    )
-                yield rows
+                convert = partial(_incident_row, project["id"])
+                yield convert_each(SOURCE, "incidents", page, convert, "id", service_key=project["id"])
+
+
+def _incident_row(project_id: int, issue: dict) -> dict:
+    record = f"incident #{issue.get('iid')} of project {project_id}"
+    return {
+        "id": _id(issue.get("id"), record, "id"),
+        "iid": fields.parse_int(SOURCE, issue.get("iid"), record, "iid"),
+        "project_id": project_id,
+        "title": issue.get("title"),
+        "state": issue.get("state"),
+        "severity": incident_severity(issue, record),
+        "created_at": _ts(issue.get("created_at"), record, "created_at"),
+        "updated_at": _ts(issue.get("updated_at"), record, "updated_at"),
+        "closed_at": _ts(issue.get("closed_at"), record, "closed_at"),
+    }
 
 
 @dlt.resource(
@@ -468,13 +495,22 @@ def dora_metrics(settings: GitlabSettings, start: date, lookback_days: int) -> I
                         "environment_tiers[]": settings.tiers,
                     }
                     values = client.get(f"/projects/{segment(project['id'])}/dora/metrics", params)
-                    yield [
-                        {"project_id": project["id"], "metric": metric, "date": v["date"], "value": v["value"]}
-                        for v in values
-                        if v.get("date")
-                    ]
+                    if not isinstance(values, list):
+                        raise SourceError(SOURCE, f"DORA {metric} of project {project['id']} is not a list")
+                    convert = partial(_dora_row, project["id"], metric)
+                    dated = [v for v in values if not isinstance(v, dict) or v.get("date") is not None]
+                    yield convert_each(SOURCE, "dora_metrics", dated, convert, "date", service_key=project["id"])
                     window_start = window_end + timedelta(days=1)
             read_until[key] = today.isoformat()
+
+
+def _dora_row(project_id: int, metric: str, v: dict) -> dict:
+    record = f"DORA {metric} of project {project_id} on {v.get('date')}"
+    if "value" not in v:
+        raise SourceRecordError(SOURCE, record, "value", "is missing")
+    day = fields.parse_timestamp(SOURCE, v.get("date"), record, "date", required=True)
+    value = fields.parse_float(SOURCE, v["value"], record, "value")
+    return {"project_id": project_id, "metric": metric, "date": day.date().isoformat(), "value": value}
 
 
 def first_activity(client: GitlabClient, project_id: int) -> date | None:

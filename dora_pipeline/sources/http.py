@@ -46,6 +46,7 @@ class SourceRecordError(SourceError):
         super().__init__(source, f"{record}: field '{field}' {problem}")
         self.record = record
         self.field = field
+        self.problem = problem
 
 
 def user_message(exc: BaseException) -> str:
@@ -109,6 +110,15 @@ def _retry_after(exc: BaseException | None) -> float | None:
 
 AUTH_HEADERS = {"authorization", "private-token"}
 REDACTED = "[redacted]"
+# Every credential a client of this process sends, so text kept from an API (a rejected record's
+# payload) can be cleaned of whatever a server echoed back.
+KNOWN_SECRETS: set[str] = set()
+
+
+def redact_known_secrets(text: str) -> str:
+    for secret in sorted(KNOWN_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
 
 
 def _setting(source: str, key: str, default: float) -> float:
@@ -171,6 +181,7 @@ class ApiClient:
             key=len,
             reverse=True,
         )
+        KNOWN_SECRETS.update(self._secrets)
         self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
         backoff = tenacity.wait_exponential_jitter(initial=0.5, max=max_backoff_seconds)
 

@@ -20,6 +20,7 @@ from dlt.sources import DltResource
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import schema_marker
 from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError
+from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "multitudes"
 DEFAULT_BASE_URL = "https://api.developer.multitudes.co"
@@ -71,18 +72,27 @@ def deployments(
             if not isinstance(records, list):
                 raise SourceError(SOURCE, "GET /deployments answered no 'deployments' list")
             guard.check(page, records)
-            yield [_row(r) for r in records]
+            yield convert_each(SOURCE, "deployments", records, _row, "id", service_key=None)
             if not records or page * PAGE_SIZE >= int(body.get("total") or 0):
                 return
             page += 1
 
 
+def _strings(value: object, record: str, field: str) -> list[str]:
+    """A list of strings; one string alone is a list of one (the API sends both)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise SourceRecordError(SOURCE, record, field, f"is not a string or a list of strings: {value!r}"[:200])
+
+
 def _row(r: dict) -> dict:
     record = f"deployment {r.get('id') or '(no id)'}"
-    if not r.get("id"):
-        raise SourceRecordError(SOURCE, record, "id", "is missing")
-    shas = r.get("commitSha")
-    shas = [shas] if isinstance(shas, str) else list(shas or [])
+    fields.require(SOURCE, r.get("id"), record, "id")
+    shas = _strings(r.get("commitSha"), record, "commitSha")
     if not shas:
         raise SourceRecordError(SOURCE, record, "commitSha", "is empty")
     return {
@@ -91,7 +101,7 @@ def _row(r: dict) -> dict:
         "environment_name": r.get("environmentName"),
         "deployed_at": fields.parse_timestamp(SOURCE, r.get("deployedAt"), record, "deployedAt", required=True),
         "title": r.get("title"),
-        "tags": list(r.get("tags") or []),
+        "tags": _strings(r.get("tags"), record, "tags"),
         "is_test": bool(r.get("isTest")),
         "created_at": fields.parse_timestamp(SOURCE, r.get("createdAt"), record, "createdAt"),
         "repository": r.get("repository"),

@@ -2,7 +2,8 @@
 -- were left out for each reason of the definitions. Entities: deployment, change (its lead time),
 -- change_merge_to_deploy and change_open_to_deploy (the variants, each with its own exclusions),
 -- failure. A service that does not track failures gets a `failures_not_tracked` failure row whose
--- records are the failures it recorded anyway (0 when its tools record none). Every row carries its
+-- records are the failures it recorded anyway (0 when its tools record none). Records a source sent
+-- that could not be loaded count as `rejected_record` (marts.rejected_records has them). Every row carries its
 -- source's freshness: the status of its latest extraction and when its data was last extracted.
 with outcomes as (
     select source, service, 'deployment' as entity, coalesce(exclusion_reason, 'counted') as outcome, 1 as records
@@ -34,6 +35,9 @@ with outcomes as (
     select distinct source, service, 'failure', 'failures_not_tracked', 0
     from {{ ref('int_deployments') }}
     where not tracks_failures
+    union all
+    select source, service, entity, 'rejected_record', 1
+    from {{ ref('rejected_records') }}
 ),
 
 counted as (

@@ -20,6 +20,7 @@ from dlt.sources import DltSource
 
 from dora_pipeline import source_runs
 from dora_pipeline.settings import Settings
+from dora_pipeline.sources import rejections
 from dora_pipeline.sources.batches import schema_marker
 from dora_pipeline.sources.http import user_message
 from dora_pipeline.sources.registry import SOURCES
@@ -80,9 +81,11 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
     )
     def load_raw(context: AssetExecutionContext, dlt: DagsterDltResource):
         started = datetime.now(UTC)
+        rejections.drain(name)  # nothing left from an earlier attempt in this process
         try:
             results = list(dlt.run(context=context, dlt_source=spec.build()))
         except Exception as exc:  # noqa: BLE001 - any failure of one source leaves the others to load
+            rejections.drain(name)  # nothing of this attempt was loaded; its rejections come again
             error = user_message(exc)
             context.log.error(f"{name} could not be extracted; the warehouse keeps its last good data: {error}")
             pipeline = raw_pipeline(name, settings)
@@ -93,6 +96,10 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
                 yield MaterializeResult(asset_key=key, metadata={"extraction": "failed", "error": error})
             return
         source_runs.record(settings.build_path, context.run_id, name, started, None)
+        rejected = rejections.drain(name)
+        source_runs.record_rejections(settings.build_path, context.run_id, rejected)
+        if rejected:
+            context.log.warning(f"{name}: {len(rejected)} records could not be loaded and were set aside")
         yield from results
 
     return load_raw
