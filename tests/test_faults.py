@@ -45,6 +45,15 @@ def configured(sandbox, monkeypatch, tmp_path):
     return extract
 
 
+def _chain(error: BaseException | None) -> list[BaseException]:
+    """The error and every error it was raised from (dlt wraps a source's errors in its own)."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    return chain
+
+
 @pytest.mark.parametrize("source", list(RESOURCES))
 def test_truncated_success_bodies_are_retried(source, sandbox, configured):
     clean = configured(source)
@@ -68,10 +77,7 @@ def test_pagination_that_never_ends_is_an_error_not_a_loop(source, sandbox, conf
     with pytest.raises(Exception) as raised:
         configured(source)
 
-    chain, error = [], raised.value
-    while error is not None:
-        chain.append(error)
-        error = error.__cause__ or error.__context__
+    chain = _chain(raised.value)
     found = [e for e in chain if isinstance(e, SourceError)]
     assert found and "pagination does not advance" in str(found[0]), chain
     assert len(state.requests) - before < 10
@@ -88,10 +94,7 @@ def test_a_token_echoed_by_the_server_never_reaches_the_error(source, sandbox, c
     with pytest.raises(Exception) as raised:
         configured(source)
 
-    chain, error = [], raised.value
-    while error is not None:
-        chain.append(error)
-        error = error.__cause__ or error.__context__
+    chain = _chain(raised.value)
     assert any(isinstance(e, SourceError) and "HTTP 401" in str(e) for e in chain), chain
     assert not [e for e in chain if CANARY in str(e)]
 
