@@ -49,8 +49,8 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
 
     outcome = run_refresh(settings)
 
-    # dora_ops/source_runs is an external asset: every ingestion step writes its row there.
-    assert graph.external_asset_keys == {AssetKey(["dora_ops", "source_runs"])}
+    # The dora_ops tables are external assets: every ingestion step writes its outcome and rejections.
+    assert graph.external_asset_keys == {AssetKey(["dora_ops", t]) for t in ("source_runs", "rejected_records")}
     assert outcome.materialized == len(graph.materializable_asset_keys)
     assert outcome.checks_passed == len(list(graph.asset_check_keys))
     assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
