@@ -1,4 +1,5 @@
-"""The outcome of every source's extraction, kept in the warehouse so a failure is never silent.
+"""The outcome of every source's extraction and the records it set aside, kept in the warehouse
+so a failure is never silent.
 
 One failing source (a revoked token, an outage) must not stop the refresh: the others load, the
 warehouse is built from the failed source's last good data and published, and the refresh then
@@ -63,7 +64,7 @@ class SourceFailure:
 
 
 def ensure_table(warehouse: Path) -> None:
-    """The table exists from the first refresh on, so dbt can always read it."""
+    """Both tables exist from the first refresh on, so dbt can always read them."""
     with duckdb.connect(str(warehouse)) as con:
         con.execute(DDL)
 
