@@ -8,17 +8,44 @@ import sys
 import time
 import traceback
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
 from dora_pipeline.settings import Settings
 
 
-def _parse_moment(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+class Moment(click.ParamType):
+    """An ISO 8601 moment (`2026-11-01`, `2026-11-01T06:00:00Z`); without an offset it is UTC."""
+
+    name = "ISO 8601 moment"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 moment, e.g. 2026-11-01 or 2026-11-01T06:00:00Z", param, ctx)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+WAREHOUSE = click.option(
+    "--warehouse",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The published DuckDB file (default: DORA_DUCKDB_PATH or data/dora.duckdb).",
+)
+
+
+def _published(warehouse: Path | None) -> Settings:
+    """Settings of an existing warehouse, or one clear error saying how to make one."""
+    settings = Settings.from_path(warehouse) if warehouse else Settings.from_env()
+    if not settings.duckdb_path.exists():
+        click.echo(f"error: no warehouse at {settings.duckdb_path}", err=True)
+        click.echo("hint: run `dora-pipeline demo` or `dora-pipeline run` first, or pass --warehouse", err=True)
+        sys.exit(1)
+    return settings
 
 
 def _fail(exc: BaseException, debug: bool) -> None:
@@ -37,15 +64,16 @@ def _fail(exc: BaseException, debug: bool) -> None:
 
 
 @click.group()
+@click.version_option(package_name="dora-pipeline")
 def main() -> None:
     """Extract delivery data, build the DORA warehouse, and serve it."""
 
 
 @main.command()
 @click.option("--seed", default=None, type=int, help="Seed of the simulated organisation.")
-@click.option("--as-of", "as_of", default=None, help="Moment the sandbox observes (ISO 8601).")
+@click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
-def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
+def demo(seed: int | None, as_of: datetime | None, debug: bool) -> None:
     """Run dora_refresh end to end against the sandbox APIs on loopback."""
     from dora_pipeline.refresh import run_refresh
     from dora_pipeline.sandbox.server import Sandbox
@@ -54,7 +82,7 @@ def demo(seed: int | None, as_of: str | None, debug: bool) -> None:
     settings = Settings.from_env()
     started = time.monotonic()
     try:
-        moment = _parse_moment(as_of) or DEFAULT_AS_OF
+        moment = as_of or DEFAULT_AS_OF
         with Sandbox.start(DEFAULT_SEED if seed is None else seed, moment) as sandbox:
             click.echo(f"sandbox: {len(sandbox.world.services)} services, as of {sandbox.as_of:%Y-%m-%d %H:%M} UTC")
             for name, server in sandbox.servers.items():
@@ -107,13 +135,13 @@ def run(debug: bool) -> None:
 
 @main.command()
 @click.option("--seed", default=None, type=int)
-@click.option("--as-of", "as_of", default=None, help="Moment the sandbox observes (ISO 8601).")
+@click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
 def sandbox(seed: int | None, as_of: str | None) -> None:
     """Serve the sandbox APIs on loopback until interrupted, printing their base URLs."""
     from dora_pipeline.sandbox.server import Sandbox
     from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
 
-    with Sandbox.start(seed if seed is not None else DEFAULT_SEED, _parse_moment(as_of) or DEFAULT_AS_OF) as box:
+    with Sandbox.start(seed if seed is not None else DEFAULT_SEED, as_of or DEFAULT_AS_OF) as box:
         click.echo(f"# sandbox as of {box.as_of:%Y-%m-%d %H:%M} UTC; Ctrl-C stops it")
         for name, server in box.servers.items():
             click.echo(f"# {name:<11} {server.base_url}")
@@ -132,17 +160,12 @@ def sandbox(seed: int | None, as_of: str | None) -> None:
 
 @main.command()
 @click.option("--output", type=click.Path(dir_okay=False), default=None, help="Where to write the HTML.")
-def report(output: str | None) -> None:
+@WAREHOUSE
+def report(output: str | None, warehouse: Path | None) -> None:
     """Write the HTML report (charts, performance levels, trends, data quality) from the warehouse."""
-    from pathlib import Path
-
     from dora_pipeline.report import build_report
 
-    settings = Settings.from_env()
-    if not settings.duckdb_path.exists():
-        click.echo(f"error: no warehouse at {settings.duckdb_path}", err=True)
-        click.echo("hint: run `dora-pipeline demo` or `dora-pipeline run` first", err=True)
-        sys.exit(1)
+    settings = _published(warehouse)
     written = build_report(settings.duckdb_path, Path(output) if output else settings.report_path)
     click.echo(f"report: {written.path} ({written.charts} charts, {written.size_bytes / 1e6:.1f} MB)")
 
@@ -151,8 +174,6 @@ def report(output: str | None) -> None:
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def ui(dagster_args: tuple[str, ...]) -> None:
     """Open the Dagster UI (`dagster dev -w workspace.yaml`) with this warehouse's instance."""
-    from pathlib import Path
-
     from dora_pipeline.settings import PACKAGE_DIR
 
     settings = Settings.from_env()
@@ -163,9 +184,10 @@ def ui(dagster_args: tuple[str, ...]) -> None:
 
 
 @main.command()
-def summary() -> None:
+@WAREHOUSE
+def summary(warehouse: Path | None) -> None:
     """Print the metrics per service from the warehouse."""
-    _print_summary(Settings.from_env())
+    _print_summary(_published(warehouse))
 
 
 def _report_run_problems(outcome) -> None:

@@ -28,8 +28,11 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        path = Path(os.environ.get("DORA_DUCKDB_PATH", "data/dora.duckdb")).expanduser().resolve()
-        return cls(duckdb_path=path)
+        return cls.from_path(Path(os.environ.get("DORA_DUCKDB_PATH", "data/dora.duckdb")))
+
+    @classmethod
+    def from_path(cls, path: Path) -> Settings:
+        return cls(duckdb_path=Path(path).expanduser().resolve())
 
     @property
     def data_dir(self) -> Path:

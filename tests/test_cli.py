@@ -60,3 +60,22 @@ def test_run_with_a_wrong_token_says_401_and_hides_the_token(tmp_path, sandbox):
     assert done.returncode == 1
     assert "HTTP 401" in done.stderr and "Traceback" not in done.stderr
     assert secret not in done.stderr + done.stdout
+
+
+def test_version_and_validated_options_name_what_is_wrong(tmp_path):
+    version = run_cli(tmp_path, "--version")
+    assert version.returncode == 0 and version.stdout.startswith("dora-pipeline, version ")
+    for command in ("demo", "sandbox"):
+        done = run_cli(tmp_path, command, "--as-of", "yesterday")
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert "Invalid value for '--as-of': 'yesterday' is not an ISO 8601 moment" in done.stderr
+
+
+def test_summary_and_report_without_a_warehouse_say_how_to_make_one(tmp_path):
+    for command in ("summary", "report"):
+        done = run_cli(tmp_path, command, "--warehouse", str(tmp_path / "missing.duckdb"))
+        assert done.returncode == 1
+        assert done.stderr.strip().splitlines() == [
+            f"error: no warehouse at {tmp_path / 'missing.duckdb'}",
+            "hint: run `dora-pipeline demo` or `dora-pipeline run` first, or pass --warehouse",
+        ]
