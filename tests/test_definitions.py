@@ -93,3 +93,18 @@ def test_dbt_docs_generate_offline_and_every_model_and_column_is_described(setti
         f"{m['name']}.{c}" for m in models for c, col in m["columns"].items() if not col["description"].strip()
     ]
     assert undescribed == []
+
+
+def test_dbt_assets_are_grouped_by_layer(settings):
+    graph = build_definitions(settings).resolve_asset_graph()
+    groups = {
+        ("staging", "stg_gitlab__deployments"): "staging_gitlab",
+        ("staging", "stg_gearset__deployments"): "staging_gearset",
+        ("intermediate", "int_deployments"): "intermediate",
+        ("marts", "dora_metrics_daily"): "marts",
+        ("marts", "dora_benchmarks"): "marts",
+        ("marts", "gitlab_dora_reconciliation"): "reconciliation",
+        ("gitlab", "deployments"): "raw_gitlab",
+    }
+    assert {key: graph.get(AssetKey(list(key))).group_name for key in groups} == groups
+    assert "default" not in {graph.get(k).group_name for k in graph.materializable_asset_keys}

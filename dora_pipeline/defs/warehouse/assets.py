@@ -1,17 +1,39 @@
 """dbt models as Dagster assets; dbt tests (raw source tests too) as asset checks."""
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dlt
-from dagster import AssetExecutionContext, AssetsDefinition
+from dagster import AssetExecutionContext, AssetsDefinition, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from dora_pipeline import source_runs
 from dora_pipeline.catalog import load_catalog
 from dora_pipeline.settings import Settings
 
-TRANSLATOR = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
+
+class LayeredTranslator(DagsterDbtTranslator):
+    """dbt assets grouped by layer, as the project is laid out: `staging_<source>`, `intermediate`,
+    `marts` and `reconciliation`, so the Dagster graph reads like the dbt project."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        if props.get("resource_type") not in ("model", "seed"):
+            return spec
+        folders = props.get("fqn", [])[1:-1]  # [project, *folders, name]
+        if not folders or folders[0] == "marts":
+            group = "reconciliation" if folders[1:2] == ["reconciliation"] else "marts"
+        elif folders[0] == "staging":
+            group = f"staging_{folders[1]}" if len(folders) > 1 else "staging"
+        else:
+            group = folders[0]
+        return spec.replace_attributes(group_name=group)
+
+
+TRANSLATOR = LayeredTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
 
 
 def dbt_vars(sources: list[str]) -> dict:
