@@ -30,6 +30,31 @@ class Moment(click.ParamType):
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+class Faults(click.ParamType):
+    """A sandbox fault profile, e.g. `rate=0.3,seed=7,kinds=hang:0.5+truncate`."""
+
+    name = "fault profile"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
+        from dora_pipeline.sandbox.fault_profile import FaultProfile, FaultProfileError
+
+        if isinstance(value, FaultProfile):
+            return value
+        try:
+            return FaultProfile.parse(str(value))
+        except FaultProfileError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+FAULTS = click.option(
+    "--faults",
+    type=Faults(),
+    envvar="DORA_SANDBOX_FAULTS",
+    default=None,
+    help="Make the sandbox APIs misbehave on a share of answers, seeded, e.g. 'rate=0.3,seed=7' "
+    "(kinds, weights and timings: see dora_pipeline/sandbox/fault_profile.py).",
+)
+
 WAREHOUSE = click.option(
     "--warehouse",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -72,8 +97,9 @@ def main() -> None:
 @main.command()
 @click.option("--seed", default=None, type=int, help="Seed of the simulated organisation.")
 @click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
+@FAULTS
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
-def demo(seed: int | None, as_of: datetime | None, debug: bool) -> None:
+def demo(seed: int | None, as_of: datetime | None, faults, debug: bool) -> None:
     """Run dora_refresh end to end against the sandbox APIs on loopback."""
     from dora_pipeline.refresh import run_refresh
     from dora_pipeline.sandbox.server import Sandbox
@@ -83,7 +109,7 @@ def demo(seed: int | None, as_of: datetime | None, debug: bool) -> None:
     started = time.monotonic()
     try:
         moment = as_of or DEFAULT_AS_OF
-        with Sandbox.start(DEFAULT_SEED if seed is None else seed, moment) as sandbox:
+        with Sandbox.start(DEFAULT_SEED if seed is None else seed, moment, faults=faults) as sandbox:
             click.echo(f"sandbox: {len(sandbox.world.services)} services, as of {sandbox.as_of:%Y-%m-%d %H:%M} UTC")
             for name, server in sandbox.servers.items():
                 click.echo(f"  {name:<10} {server.base_url}")
@@ -136,12 +162,13 @@ def run(debug: bool) -> None:
 @main.command()
 @click.option("--seed", default=None, type=int)
 @click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
-def sandbox(seed: int | None, as_of: str | None) -> None:
+@FAULTS
+def sandbox(seed: int | None, as_of: datetime | None, faults) -> None:
     """Serve the sandbox APIs on loopback until interrupted, printing their base URLs."""
     from dora_pipeline.sandbox.server import Sandbox
     from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
 
-    with Sandbox.start(seed if seed is not None else DEFAULT_SEED, as_of or DEFAULT_AS_OF) as box:
+    with Sandbox.start(seed if seed is not None else DEFAULT_SEED, as_of or DEFAULT_AS_OF, faults=faults) as box:
         click.echo(f"# sandbox as of {box.as_of:%Y-%m-%d %H:%M} UTC; Ctrl-C stops it")
         for name, server in box.servers.items():
             click.echo(f"# {name:<11} {server.base_url}")

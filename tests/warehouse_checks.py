@@ -107,3 +107,37 @@ def string_values_containing(path: Path, needle: str) -> list[str]:
             if hits:
                 found.append(f"{schema}.{table}.{column}")
     return found
+
+
+# Columns that say when or in which run something happened, not what the data is.
+RUN_COLUMNS = {"source_status", "source_data_as_of", "seen_at", "run_id", "last_run_at", "last_success_at"}
+
+
+def marts_fingerprint(path: Path) -> dict[str, tuple[int, str]]:
+    """Every mart's row count and a hash of all its rows (run-time columns aside), so two
+    warehouses built from the same data compare equal table by table."""
+    found = {}
+    with duckdb.connect(str(path), read_only=True) as con:
+        tables = [
+            t
+            for (t,) in con.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts' order by 1"
+            ).fetchall()
+            if t != "source_freshness"
+        ]
+        for table in tables:
+            columns = [
+                c
+                for (c,) in con.execute(
+                    "select column_name from information_schema.columns where table_schema = 'marts' "
+                    "and table_name = ? order by ordinal_position",
+                    [table],
+                ).fetchall()
+                if c not in RUN_COLUMNS
+            ]
+            listed = ", ".join(f'"{c}"' for c in columns)
+            found[table] = con.execute(
+                f"select count(*), coalesce(md5(string_agg(r, '|' order by r)), '') "
+                f"from (select row({listed})::varchar as r from marts.{table})"
+            ).fetchone()
+    return found

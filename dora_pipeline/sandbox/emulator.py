@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
+from dora_pipeline.sandbox.fault_profile import FaultProfile
 from dora_pipeline.sandbox.world import World
 
 
@@ -52,7 +58,18 @@ class EmulatorState:
         self.token = token
         self.faults = Faults()
         self.requests: list[dict] = []
+        self.set_fault_profile(FaultProfile(), "")
         self.set_as_of(as_of)
+
+    def set_fault_profile(self, profile: FaultProfile, emulator: str) -> None:
+        """Faults drawn at random for every request from now on (see `fault_profile.py`)."""
+        self.profile = profile
+        self._draws: random.Random = profile.generator(emulator)
+        self.injected: Counter[str] = Counter()
+        self._pages: dict[tuple, bytes] = {}
+
+    def draw_fault(self) -> str | None:
+        return self.profile.draw(self._draws)
 
     def set_as_of(self, as_of: datetime) -> None:
         self.as_of = as_of
@@ -86,16 +103,90 @@ class EmulatorState:
         return {} if after is None else {"Retry-After": str(after)}
 
 
+class _QuietResets(logging.Filter):
+    """A connection the sandbox drops on purpose is not an error of the sandbox."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "returned without completing response" not in record.getMessage()
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietResets())
+
+STATUS_FAULTS = {
+    "rate_limit": (429, "rate limit exceeded"),
+    "rate_limit_without_retry_after": (429, "rate limit exceeded"),
+    "server_error": (503, "service unavailable"),
+}
+
+
+async def _whole_body(receive) -> list[dict]:
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body"):
+            return messages
+
+
+async def _until_disconnect(receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+def _record_list(body: Any) -> list | None:
+    """The records of an answer: the body when it is a list, else its first list of objects."""
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for value in body.values():
+            if isinstance(value, list) and value and isinstance(value[0], dict):
+                return value
+    return None
+
+
 def with_faults(app, state: EmulatorState):
-    """ASGI wrapper for faults of the wire rather than of one API: a response whose body is cut in
-    half while `truncate_next_bodies` lasts (the status says 200, the JSON is incomplete), and a
-    401 that echoes the rejected credentials when `echo_credentials` is on."""
+    """ASGI wrapper for faults of the wire rather than of one API.
+
+    Knobs a test turns (`Faults`): a response whose body is cut in half while
+    `truncate_next_bodies` lasts (the status says 200, the JSON is incomplete), a 401 that echoes
+    the rejected credentials when `echo_credentials` is on, and `mutate`. And the seeded profile
+    (`FaultProfile`): for each request it may answer 429 (with or without `Retry-After`) or 503
+    at once, answer late (`slow`) or only after the client gave up (`hang`), drop the connection
+    half-way through the body (`reset`), cut the body (`truncate`), repeat the previous page of a
+    paginated list (`repeat_page`) or repeat one record within the answer (`duplicate_record`).
+    """
 
     async def wrapped(scope, receive, send):
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        truncate = state.take_truncation()
+        fault = state.draw_fault()
+        if fault in STATUS_FAULTS:
+            state.injected[fault] += 1
+            status, message = STATUS_FAULTS[fault]
+            headers = [(b"content-type", b"application/json")]
+            if fault == "rate_limit":
+                headers.append((b"retry-after", str(state.profile.retry_after_seconds).encode()))
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": json.dumps({"message": message}).encode()})
+            return
+        request_messages = await _whole_body(receive)
+        if fault == "hang":
+            state.injected[fault] += 1
+            try:  # answer nothing until the client gives up (or far too late)
+                await asyncio.wait_for(_until_disconnect(receive), state.profile.hang_seconds)
+                return
+            except TimeoutError:
+                pass
+        elif fault == "slow":
+            state.injected[fault] += 1
+            await asyncio.sleep(state.profile.slow_seconds)
+        replay = iter(request_messages)
+
+        async def replayed():
+            return next(replay, None) or await receive()
+
+        truncate = state.take_truncation() or fault == "truncate"
         sent = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
         credentials = sent.get("authorization") or sent.get("private-token") or ""
         start: dict = {}
@@ -109,16 +200,49 @@ def with_faults(app, state: EmulatorState):
             if message.get("more_body"):
                 return
             out = bytes(body)
-            if start.get("status") == 200 and state.faults.mutate is not None and out:
-                out = json.dumps(state.faults.mutate(scope["path"], json.loads(out))).encode()
+            if start.get("status") == 200 and out:
+                out = _bad_data(scope, out, fault, state)
             if start.get("status") == 401 and state.faults.echo_credentials:
                 out = json.dumps({"message": f"401 Unauthorized: rejected credentials {credentials!r}"}).encode()
             if truncate:
+                if fault == "truncate":
+                    state.injected[fault] += 1
                 out = out[: max(1, len(out) // 2)]
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
             await send({**start, "headers": [*headers, (b"content-length", str(len(out)).encode())]})
+            if fault == "reset":  # half the promised body, then the connection is dropped
+                state.injected[fault] += 1
+                await send({"type": "http.response.body", "body": out[: len(out) // 2], "more_body": True})
+                return
             await send({"type": "http.response.body", "body": out})
 
-        await app(scope, receive, rewrite)
+        await app(scope, replayed, rewrite)
 
     return wrapped
+
+
+def _bad_data(scope, out: bytes, fault: str | None, state: EmulatorState) -> bytes:
+    """The answer with the test's `mutate` applied and the profile's bad-data fault, if any."""
+    if state.faults.mutate is not None:
+        out = json.dumps(state.faults.mutate(scope["path"], json.loads(out))).encode()
+    params = [(k, v) for k, v in _query(scope) if k != "page"]
+    page = dict(_query(scope)).get("page")
+    if page is not None:
+        where = (scope["path"], tuple(params))
+        earlier = state._pages.get(where)
+        state._pages[where] = out
+        if fault == "repeat_page" and earlier is not None and page not in ("", "1"):
+            state.injected[fault] += 1
+            return earlier
+    if fault == "duplicate_record":
+        body = json.loads(out)
+        records = _record_list(body)
+        if records:
+            state.injected[fault] += 1
+            records.append(dict(records[len(records) // 2]))
+            return json.dumps(body).encode()
+    return out
+
+
+def _query(scope) -> list[tuple[str, str]]:
+    return parse_qsl(scope.get("query_string", b"").decode(), keep_blank_values=True)

@@ -13,6 +13,7 @@ import uvicorn
 
 from dora_pipeline.sandbox import gearset_api, gitclear_api, gitlab_api, multitudes_api
 from dora_pipeline.sandbox.emulator import EmulatorState, with_faults
+from dora_pipeline.sandbox.fault_profile import FaultProfile
 from dora_pipeline.sandbox.gearset_api import GearsetState
 from dora_pipeline.sandbox.world import (
     CI_JOBS,
@@ -45,7 +46,8 @@ class LoopbackServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", port))
         self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        # a hung answer (a fault the sandbox injects) must not hold up stopping the server
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
@@ -82,9 +84,12 @@ class Sandbox:
         seed: int = DEFAULT_SEED,
         as_of: datetime = DEFAULT_AS_OF,
         services: tuple[ServiceSpec, ...] = DEFAULT_SERVICES,
+        faults: FaultProfile | None = None,
     ) -> Sandbox:
         world = build_world(seed, services=services)
         states = {name: state_cls(world, as_of, f"sandbox-{name}-token") for name, (state_cls, _) in EMULATORS.items()}
+        for name, state in states.items():
+            state.set_fault_profile(faults or FaultProfile(), name)
         servers = {}
         try:
             for name, (_, build_app) in EMULATORS.items():
@@ -106,6 +111,19 @@ class Sandbox:
     def set_as_of(self, as_of: datetime) -> None:
         for state in self.states.values():
             state.set_as_of(as_of)
+
+    def set_fault_profile(self, profile: FaultProfile) -> None:
+        """Faults from now on, drawn afresh from the profile's seed by every emulator."""
+        for name, state in self.states.items():
+            state.set_fault_profile(profile, name)
+
+    def faults_injected(self) -> dict[str, int]:
+        """How many faults of each kind the emulators injected since the profile was set."""
+        total: dict[str, int] = {}
+        for state in self.states.values():
+            for kind, count in state.injected.items():
+                total[kind] = total.get(kind, 0) + count
+        return dict(sorted(total.items()))
 
     def base_url(self, source: str) -> str:
         return self.servers[source].base_url

@@ -152,8 +152,10 @@ class ApiClient:
 
     Per source and configurable (`sources.<source>.<key>`): `request_timeout_seconds` (30) for
     one request, `max_attempts` (6) and `retry_budget_seconds` (300) for all the retries of one
-    request together. Whatever a server sends back, the auth header values never reach an
-    error: some gateways echo the rejected credentials in their error body.
+    request together, `retry_backoff_seconds` (0.5) for the first wait, which doubles (with
+    jitter) up to a minute unless the server says `Retry-After`. Whatever a server sends back,
+    the auth header values never reach an error: some gateways echo the rejected credentials in
+    their error body.
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class ApiClient:
         timeout = timeout_seconds or _setting(source, "request_timeout_seconds", 30.0)
         attempts = int(max_attempts or _setting(source, "max_attempts", 6))
         budget = _setting(source, "retry_budget_seconds", 300.0)
+        first_wait = _setting(source, "retry_backoff_seconds", 0.5)
         self._secrets = sorted(
             {
                 part
@@ -183,7 +186,7 @@ class ApiClient:
         )
         KNOWN_SECRETS.update(self._secrets)
         self._client = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
-        backoff = tenacity.wait_exponential_jitter(initial=0.5, max=max_backoff_seconds)
+        backoff = tenacity.wait_exponential_jitter(initial=first_wait, max=max_backoff_seconds, jitter=first_wait * 2)
 
         def wait(state: tenacity.RetryCallState) -> float:
             asked = _retry_after(state.outcome.exception() if state.outcome else None)
