@@ -98,6 +98,29 @@ def record_rejections(warehouse: Path, run_id: str, rejections: list[Rejection])
         con.execute("commit")
 
 
+def still_rejected(warehouse: Path, source: str) -> list[tuple[str, str, str | None]]:
+    """The records of `source` rejected by earlier refreshes, by resource, key and service key."""
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(DDL)
+        return con.execute(
+            f"select distinct resource, record_key, service_key from {REJECTED} "
+            "where source = ? and record_key is not null",
+            [source],
+        ).fetchall()
+
+
+def clear_rejections(warehouse: Path, source: str, loaded: set[tuple[str, str, str | None]]) -> None:
+    """A rejected record that has since arrived in a shape that loads is no longer rejected."""
+    if not loaded:
+        return
+    with duckdb.connect(str(warehouse)) as con:
+        con.executemany(
+            f"""delete from {REJECTED} where source = ? and resource = ? and record_key = ?
+                and coalesce(service_key, '') = coalesce(?, '')""",
+            [[source, resource, key, service] for resource, key, service in sorted(loaded, key=str)],
+        )
+
+
 def rejected_in(warehouse: Path, run_id: str) -> int:
     """How many records the sources sent in `run_id` that could not be loaded."""
     with duckdb.connect(str(warehouse), read_only=True) as con:

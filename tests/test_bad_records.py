@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 import dlt
 import duckdb
 import pytest
+from warehouse_checks import differences
 
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.sources import rejections
@@ -226,3 +228,27 @@ def test_a_refresh_with_bad_records_loads_the_rest_and_counts_them(settings, san
     assert counted == {"gitlab": 1, "multitudes": 2}
     state = sandbox.states["gitlab"]
     assert loaded == sum(len(state.deployments(s)) for s in state.projects.values()) - 1
+
+
+def test_a_rejection_is_cleared_once_its_record_arrives_in_a_shape_that_loads(settings, sandbox, point_at_sandbox):
+    """Both records are read again by the next refresh: Gearset's within its look-back, Multitudes'
+    in full. (A record rejected further back than a source re-reads stays listed as rejected.)"""
+    recent = (sandbox.as_of - timedelta(days=5)).isoformat()
+
+    def recent_status(records: list) -> None:
+        next(r for r in records if r["Date"] >= recent[:19])["Status"] = "Exploded"
+
+    sandbox.states["gearset"].faults.mutate = breaking(GEARSET_RESULT, "Deployments", recent_status)
+    sandbox.states["multitudes"].faults.mutate = breaking(r"/deployments$", "deployments", _share("id"))
+    assert run_refresh(settings).rejected_records == 3
+    for state in sandbox.states.values():
+        state.faults.mutate = None
+
+    outcome = run_refresh(settings)
+
+    assert outcome.rejected_records == 0
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        kept = con.execute("select source, record_key from marts.rejected_records").fetchall()
+        counted = con.execute("select count(*) from marts.data_quality where outcome = 'rejected_record'").fetchall()
+    assert kept == [] and counted == [(0,)]
+    assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []

@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from warehouse_checks import differences
+from warehouse_checks import differences, duplicated_keys
 
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.refresh_lock import MARK, RefreshRunning, _started, processes_marked, refresh_lock
@@ -30,42 +31,115 @@ def _dbt_of(token: str) -> list[int]:
     return found
 
 
-def test_a_refresh_killed_during_dbt_is_cleaned_up_by_the_next(settings, sandbox, point_at_sandbox):
-    lock = settings.data_dir / "refresh.lock"
-    killed = subprocess.Popen(
-        [str(CLI), "run"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    token, dbt, deadline = None, [], time.monotonic() + 300
-    while not dbt and time.monotonic() < deadline and killed.poll() is None:
-        fields = lock.read_text().split() if lock.exists() else []
-        if len(fields) == 3:
-            token = fields[2]
-            dbt = _dbt_of(token)
-        time.sleep(0.05)
-    assert dbt, "the refresh never reached dbt"
-    killed.kill()
-    killed.wait()
-    assert _dbt_of(token)  # dbt outlives the killed command: the orphan the next refresh must stop
-    # what a killed publish leaves: a staging copy, a link not yet renamed, a half-written export set
-    exports = settings.exports_dir
-    exports.mkdir(parents=True, exist_ok=True)
-    debris = [
-        settings.data_dir / f".{settings.duckdb_path.name}.424242.tmp",
-        exports / "99991231T235959-000000" / "deployments.parquet",
-        exports / ".current-424242",
+class Refresh:
+    """`dora-pipeline run` in its own process, killed (SIGKILL) the moment a condition holds."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.lock = settings.data_dir / "refresh.lock"
+
+    def kill_when(self, what: str, condition: Callable[[str], bool]) -> str:
+        """Run until `condition(token)` holds, SIGKILL the command, and return the run's token."""
+        process = subprocess.Popen(
+            [str(CLI), "run"], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        token, deadline = None, time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if token is None:
+                fields = self.lock.read_text().split() if self.lock.exists() else []
+                token = fields[2] if len(fields) == 3 and fields[0] == str(process.pid) else None
+            if token is not None and condition(token):
+                process.kill()
+                process.wait()
+                return token
+            if process.poll() is not None:
+                pytest.fail(f"the refresh ended before {what}: {process.stderr.read().decode()[-2000:]}")
+            time.sleep(0.005)
+        process.kill()
+        pytest.fail(f"the refresh never reached {what}")
+
+
+def _requests_to(sandbox, emulator: str, path_part: str = "") -> Callable[[], int]:
+    log = sandbox.requests(emulator)
+    return lambda: sum(1 for r in log if path_part in r["path"])
+
+
+def test_a_refresh_killed_at_every_stage_loses_and_doubles_nothing(settings, sandbox, point_at_sandbox):
+    """SIGKILL during each source's extraction, a load, dbt, publishing and the report, one after
+    the other on one warehouse; then a refresh runs to the end and equals the ground truth."""
+    refresh = Refresh(settings)
+    counters = {
+        "gearset": _requests_to(sandbox, "gearset", "/public/reporting/"),
+        "gearset_automation": _requests_to(sandbox, "gearset", "continuous-integration"),
+        "gitlab": _requests_to(sandbox, "gitlab"),
+        "multitudes": _requests_to(sandbox, "multitudes"),
+        "gitclear": _requests_to(sandbox, "gitclear"),
+    }
+
+    def after_requests(source: str, count: int) -> Callable[[str], bool]:
+        start = counters[source]()
+        return lambda token: counters[source]() - start >= count
+
+    def loading(source: str) -> Callable[[str], bool]:
+        folder = settings.dlt_pipelines_dir / f"dora_{source}" / "load" / "normalized"
+        return lambda token: folder.is_dir() and any(folder.iterdir())
+
+    dbt_seen: dict[str, float] = {}
+
+    def in_dbt(for_seconds: float) -> Callable[[str], bool]:
+        def holds(token: str) -> bool:
+            if not _dbt_of(token):
+                return False
+            first = dbt_seen.setdefault(token, time.monotonic())
+            return time.monotonic() - first >= for_seconds
+
+        return holds
+
+    def exporting(token: str) -> bool:
+        exports = settings.exports_dir
+        current = (exports / "current").resolve().name if (exports / "current").exists() else ""
+        sets = [p for p in exports.iterdir() if p.is_dir() and not p.is_symlink()] if exports.is_dir() else []
+        return any(p.name > current for p in sets)
+
+    def reporting() -> Callable[[str], bool]:
+        """Published by this run, its report not written yet."""
+
+        def mtime(path: Path) -> float:
+            return path.stat().st_mtime if path.exists() else 0.0
+
+        before = mtime(settings.duckdb_path)
+        return lambda token: mtime(settings.duckdb_path) > before and mtime(settings.report_path) <= before
+
+    stages = [
+        ("gearset's extraction", lambda: after_requests("gearset", 3)),
+        ("gearset_automation's extraction", lambda: after_requests("gearset_automation", 2)),
+        ("gitlab's extraction", lambda: after_requests("gitlab", 60)),
+        ("multitudes' extraction", lambda: after_requests("multitudes", 2)),
+        ("gitclear's extraction", lambda: after_requests("gitclear", 3)),
+        ("gitlab's load", lambda: loading("gitlab")),
+        ("gitclear's load", lambda: loading("gitclear")),
+        ("the start of dbt", lambda: in_dbt(0.0)),
+        ("the middle of dbt", lambda: in_dbt(4.0)),
+        ("the Parquet export", lambda: exporting),
+        ("the report", reporting),
     ]
+    tokens = [refresh.kill_when(what, condition()) for what, condition in stages]
+    # what a killed publish can also leave: a staging copy and a link not yet renamed
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    debris = [settings.data_dir / f".{settings.duckdb_path.name}.424242.tmp", settings.exports_dir / ".current-424242"]
     debris[0].write_bytes(b"half a warehouse")
-    debris[1].parent.mkdir()
-    debris[1].write_bytes(b"half a file")
-    debris[2].symlink_to("99991231T235959-000000")
+    debris[1].symlink_to("99991231T235959-000000")
 
     outcome = run_refresh(settings)
 
-    assert outcome.failed_sources == []
-    assert processes_marked(token) == []
+    print(f"{len(stages)} refreshes killed ({', '.join(what for what, _ in stages)}), then one ran to the end")
+    assert outcome.failed_sources == [] and outcome.rejected_records == 0
+    assert [t for t in tokens if processes_marked(t)] == []
     assert [p for p in debris if p.exists() or p.is_symlink()] == []
-    assert not debris[1].parent.exists()
-    assert not lock.exists()
+    assert not refresh.lock.exists()
+    current = (settings.exports_dir / "current").resolve()
+    assert [p.name for p in settings.exports_dir.iterdir() if p.is_dir() and p.name > current.name] == []
+    assert duplicated_keys(settings.duckdb_path) == {}
     assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
 
 

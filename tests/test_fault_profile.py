@@ -7,12 +7,15 @@ refreshes of one warehouse end with every mart identical to a fault-free refresh
 
 from __future__ import annotations
 
+import dlt
 import pytest
 from warehouse_checks import marts_fingerprint
 
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.sandbox.fault_profile import TRANSIENT, FaultProfile, FaultProfileError
 from dora_pipeline.settings import Settings
+from dora_pipeline.sources import rejections
+from dora_pipeline.sources.http import user_message
 from dora_pipeline.sources.registry import SOURCES, setting_name
 
 
@@ -73,15 +76,11 @@ def test_consecutive_refreshes_under_transient_faults_end_identical_to_a_fault_f
     kinds_seen: set[str] = set()
     for refresh, seed in enumerate((101, 202), start=1):
         sandbox.set_fault_profile(FaultProfile.parse(PROFILE.format(seed=seed)))
-        served = sum(len(state.requests) for state in sandbox.states.values())
 
         outcome = run_refresh(settings)
 
         injected = sandbox.faults_injected()
-        answers = sum(len(state.requests) for state in sandbox.states.values()) - served
-        answers += sum(
-            injected.get(kind, 0) for kind in ("rate_limit", "rate_limit_without_retry_after", "server_error", "hang")
-        )
+        answers = sandbox.requests_received()
         print(f"refresh {refresh}: {sum(injected.values())} faults in {answers} requests: {injected}")
         assert outcome.failed_sources == [] and outcome.rejected_records == 0
         assert sum(injected.values()) / answers >= 0.25
@@ -89,3 +88,55 @@ def test_consecutive_refreshes_under_transient_faults_end_identical_to_a_fault_f
         differing = [t for t, found in marts_fingerprint(settings.duckdb_path).items() if expected.get(t) != found]
         assert differing == [] and len(expected) >= 15
     assert kinds_seen == set(TRANSIENT)
+
+
+@pytest.fixture
+def extract(sandbox, monkeypatch, tmp_path):
+    """Every row of one resource, through a real dlt pipeline with fresh state each time."""
+    for name, value in sandbox.source_environment().items():
+        monkeypatch.setenv(name, value)
+    runs = iter(range(1000))
+
+    def run(source: str, resource: str) -> list[dict]:
+        pipeline = dlt.pipeline(f"profile_{next(runs)}", destination="duckdb", pipelines_dir=str(tmp_path))
+        pipeline.activate()
+        try:
+            return [row for row in SOURCES[source].build().with_resources(resource) if row]
+        finally:
+            pipeline.deactivate()
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("source", "resource"),
+    [
+        ("gearset", "deployments"),
+        ("gearset_automation", "ci_job_runs"),
+        ("gitlab", "deployments"),
+        ("multitudes", "deployments"),
+        ("gitclear", "commits"),
+    ],
+)
+def test_a_duplicated_record_is_set_aside_never_loaded_twice(source, resource, sandbox, extract):
+    clean = extract(source, resource)
+    rejections.drain(source)
+    sandbox.set_fault_profile(FaultProfile.parse("rate=0.5,seed=5,kinds=duplicate_record"))
+
+    rows = extract(source, resource)
+
+    duplicated = sandbox.faults_injected().get("duplicate_record", 0)
+    found = rejections.drain(source)
+    assert duplicated > 0 and len(found) == 2 * duplicated
+    assert {(r.resource, r.problem) for r in found} == {(resource, "is shared by another record of the same response")}
+    assert len(rows) == len(clean) - duplicated
+
+
+def test_a_repeated_page_ends_in_a_clear_error_not_in_doubled_rows(sandbox, extract):
+    sandbox.set_fault_profile(FaultProfile.parse("rate=1,seed=5,kinds=repeat_page"))
+
+    with pytest.raises(Exception) as raised:
+        extract("gitlab", "deployments")
+
+    assert sandbox.faults_injected().get("repeat_page", 0) > 0
+    assert "pagination does not advance" in user_message(raised.value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -140,4 +141,33 @@ def marts_fingerprint(path: Path) -> dict[str, tuple[int, str]]:
                 f"select count(*), coalesce(md5(string_agg(r, '|' order by r)), '') "
                 f"from (select row({listed})::varchar as r from marts.{table})"
             ).fetchone()
+    return found
+
+
+def duplicated_keys(path: Path) -> dict[str, int]:
+    """Per raw table, how many primary keys (as dlt's stored schema declares them) occur more
+    than once: a load repeated after a crash must merge, never append."""
+    found = {}
+    with duckdb.connect(str(path), read_only=True) as con:
+        schemas = [
+            s
+            for (s,) in con.execute(
+                "select distinct schema_name from duckdb_tables() where schema_name like 'raw\\_%' escape '\\' "
+                "and table_name = '_dlt_version'"
+            ).fetchall()
+        ]
+        for schema in schemas:
+            stored = con.execute(
+                f'select schema from {schema}."_dlt_version" order by inserted_at desc limit 1'
+            ).fetchone()[0]
+            for table, spec in json.loads(stored)["tables"].items():
+                keys = [name for name, column in spec.get("columns", {}).items() if column.get("primary_key")]
+                if not keys or table.startswith("_dlt"):
+                    continue
+                listed = ", ".join(f'"{k}"' for k in keys)
+                repeated = con.execute(
+                    f'select count(*) from (select {listed} from {schema}."{table}" group by all having count(*) > 1)'
+                ).fetchone()[0]
+                if repeated:
+                    found[f"{schema}.{table}"] = repeated
     return found

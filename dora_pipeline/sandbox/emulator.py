@@ -66,6 +66,7 @@ class EmulatorState:
         self.profile = profile
         self._draws: random.Random = profile.generator(emulator)
         self.injected: Counter[str] = Counter()
+        self.received = 0  # requests since the profile was set, answered or not
         self._pages: dict[tuple, bytes] = {}
 
     def draw_fault(self) -> str | None:
@@ -160,6 +161,7 @@ def with_faults(app, state: EmulatorState):
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        state.received += 1
         fault = state.draw_fault()
         if fault in STATUS_FAULTS:
             state.injected[fault] += 1

@@ -117,6 +117,10 @@ class Sandbox:
         for name, state in self.states.items():
             state.set_fault_profile(profile, name)
 
+    def requests_received(self) -> int:
+        """Requests the emulators received since the profile was set, faulted ones included."""
+        return sum(state.received for state in self.states.values())
+
     def faults_injected(self) -> dict[str, int]:
         """How many faults of each kind the emulators injected since the profile was set."""
         total: dict[str, int] = {}

@@ -35,6 +35,23 @@ class Rejection:
 
 
 _collected: dict[str, list[Rejection]] = defaultdict(list)
+# Records rejected by an earlier refresh and not loaded since, per source: (resource, record key,
+# service key). When one of them arrives again and loads, its rejection no longer holds.
+RecordRef = tuple[str, str, str | None]
+_open: dict[str, set[RecordRef]] = {}
+_loaded_again: dict[str, set[RecordRef]] = defaultdict(set)
+
+
+def watch_for(source: str, still_rejected: Iterable[RecordRef]) -> None:
+    """Before extracting `source`: the records an earlier refresh rejected."""
+    _open[source] = set(still_rejected)
+    _loaded_again.pop(source, None)
+
+
+def loaded_again(source: str) -> set[RecordRef]:
+    """The earlier rejected records of `source` that loaded this time (and stop watching)."""
+    _open.pop(source, None)
+    return _loaded_again.pop(source, set())
 
 
 def reject(
@@ -88,4 +105,8 @@ def convert_each(
             rows.append(convert(raw))
         except SourceRecordError as error:
             reject(source, resource, key, error.field, error.problem, raw, service_key)
+            continue
+        ref = (resource, str(key), None if service_key is None else str(service_key))
+        if key is not None and ref in _open.get(source, ()):
+            _loaded_again[source].add(ref)
     return rows

@@ -82,10 +82,12 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
     def load_raw(context: AssetExecutionContext, dlt: DagsterDltResource):
         started = datetime.now(UTC)
         rejections.drain(name)  # nothing left from an earlier attempt in this process
+        rejections.watch_for(name, source_runs.still_rejected(settings.build_path, name))
         try:
             results = list(dlt.run(context=context, dlt_source=spec.build()))
         except Exception as exc:  # noqa: BLE001 - any failure of one source leaves the others to load
             rejections.drain(name)  # nothing of this attempt was loaded; its rejections come again
+            rejections.loaded_again(name)
             error = user_message(exc)
             context.log.error(f"{name} could not be extracted; the warehouse keeps its last good data: {error}")
             pipeline = raw_pipeline(name, settings)
@@ -96,6 +98,7 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
                 yield MaterializeResult(asset_key=key, metadata={"extraction": "failed", "error": error})
             return
         source_runs.record(settings.build_path, context.run_id, name, started, None)
+        source_runs.clear_rejections(settings.build_path, name, rejections.loaded_again(name))
         rejected = rejections.drain(name)
         source_runs.record_rejections(settings.build_path, context.run_id, rejected)
         if rejected:
