@@ -1,7 +1,11 @@
 """Ten consecutive refreshes of one warehouse through the sandbox's seeded fault profile, each held
 against a fault-free refresh of the same data, mart by mart.
 
-    python bench/fault_soak.py [--refreshes 10] [--rate 0.3]
+    python bench/fault_soak.py [--refreshes 10] [--rate 0.3] [--fresh]
+
+Consecutive refreshes are what a schedule runs: the first reads everything, the others what their
+cursors and look-backs ask for. With `--fresh` every refresh starts from an empty warehouse, so
+each meets the faults on every request of a first run.
 
 The fault-free refresh is also the lower bound: beside each faulted refresh's time it prints the
 clean one's, so what the faults cost (retries, timeouts of hung answers) is visible.
@@ -35,7 +39,8 @@ KINDS = "rate_limit+rate_limit_without_retry_after+server_error+slow+hang:0.3+re
 @click.command()
 @click.option("--refreshes", default=10, show_default=True)
 @click.option("--rate", default=0.3, show_default=True)
-def main(refreshes: int, rate: float) -> None:
+@click.option("--fresh", is_flag=True, help="Every refresh from an empty warehouse.")
+def main(refreshes: int, rate: float, fresh: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, Sandbox.start() as sandbox:
         os.environ.update(sandbox.source_environment())
         os.environ["DORA__SERVICE_TEAMS"] = json.dumps(sandbox.service_teams())
@@ -56,6 +61,8 @@ def main(refreshes: int, rate: float) -> None:
                 FaultProfile.parse(f"rate={rate},seed={refresh},slow_seconds=0.1,hang_seconds=3,kinds={KINDS}")
             )
             started = time.perf_counter()
+            if fresh:
+                faulted = Settings.from_path(Path(tmp) / f"faulted-{refresh}" / "dora.duckdb")
             outcome = run_refresh(faulted)
             seconds = time.perf_counter() - started
             injected = sandbox.faults_injected()

@@ -27,8 +27,8 @@ MARK = "DORA_REFRESH_RUN"
 
 
 class RefreshRunning(SourceError):
-    def __init__(self, pid: int, lock: Path):
-        message = f"another refresh of this warehouse is running (pid {pid})"
+    def __init__(self, pid: int | None, lock: Path):
+        message = "another refresh of this warehouse is running" + (f" (pid {pid})" if pid else "")
         super().__init__("dora", message, hint=f"wait for it to finish, or stop it (lock: {lock})")
 
 
@@ -73,21 +73,46 @@ def _stop(pids: list[int], grace_seconds: float = 5.0) -> None:
             pass
 
 
+def _claim(lock: Path, line: str) -> bool:
+    """Create the lock file with our line, unless it exists (atomic: O_EXCL)."""
+    try:
+        handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(handle, "w") as file:
+        file.write(line)
+    return True
+
+
 @contextmanager
 def refresh_lock(settings: Settings) -> Iterator[str]:
-    """Hold the warehouse's refresh lock; clean up after a killed predecessor first."""
+    """Hold the warehouse's refresh lock; clean up after a killed predecessor first.
+
+    Re-entrant within one process: the command line takes it before Dagster starts, and the run
+    takes it again (see `defs/locking.py`) so runs a Dagster daemon launches are covered too."""
     lock = settings.data_dir / "refresh.lock"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if lock.exists():
-        fields = lock.read_text().split()
-        if len(fields) == 3:
-            pid, started, token = int(fields[0]), fields[1], fields[2]
-            if pid != os.getpid() and _started(pid) == started:
-                raise RefreshRunning(pid, lock)
-            _stop(processes_marked(token))
-        clean_debris(settings)
+    me = f"{os.getpid()} {_started(os.getpid())}"
     token = uuid.uuid4().hex
-    lock.write_text(f"{os.getpid()} {_started(os.getpid())} {token}\n")
+    for _ in range(5):
+        if _claim(lock, f"{me} {token}\n"):
+            break
+        fields = lock.read_text().split() if lock.exists() else []
+        if len(fields) == 3 and " ".join(fields[:2]) == me:
+            yield fields[2]  # this process holds it already
+            return
+        if len(fields) != 3 and lock.exists() and time.time() - lock.stat().st_mtime < 2:
+            time.sleep(0.2)  # another refresh is writing its line this instant
+            continue
+        if len(fields) == 3:
+            pid, started, old_token = int(fields[0]), fields[1], fields[2]
+            if _started(pid) == started:
+                raise RefreshRunning(pid, lock)
+            _stop(processes_marked(old_token))
+        clean_debris(settings)
+        lock.unlink(missing_ok=True)
+    else:
+        raise RefreshRunning(None, lock)
     previous = os.environ.get(MARK)
     os.environ[MARK] = token
     try:

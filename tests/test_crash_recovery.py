@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from dagster import DagsterInstance
 from warehouse_checks import differences, duplicated_keys
 
+from dora_pipeline.defs import build_definitions
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.refresh_lock import MARK, RefreshRunning, _started, processes_marked, refresh_lock
 
@@ -173,3 +175,27 @@ def test_processes_left_by_a_dead_refresh_are_stopped_before_the_next_starts(set
     finally:
         orphan.kill()
         orphan.wait()
+
+
+def test_a_run_dagster_launches_itself_takes_the_same_lock(settings):
+    """A scheduled run `dagster dev` or a daemon launches never passes through the command line:
+    the run itself takes the lock, so it is refused while another refresh holds it."""
+    running = subprocess.Popen(["sleep", "60"])
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        (settings.data_dir / "refresh.lock").write_text(f"{running.pid} {_started(running.pid)} sometoken\n")
+        job = build_definitions(settings).resolve_job_def("dora_refresh")
+
+        result = job.execute_in_process(instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+        assert not result.success
+        errors = [
+            e.event_specific_data.error.to_string()
+            for e in result.all_events
+            if e.is_failure and getattr(e.event_specific_data, "error", None)
+        ]
+        assert any(f"another refresh of this warehouse is running (pid {running.pid})" in e for e in errors), errors
+        assert not result.get_asset_materialization_events()
+    finally:
+        running.kill()
+        running.wait()

@@ -9,6 +9,7 @@ from dagster_dlt import DagsterDltResource
 
 from dora_pipeline.defs.ingestion.assets import raw_assets
 from dora_pipeline.defs.jobs import daily_refresh, dora_refresh
+from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.defs.publishing.assets import publication_assets
 from dora_pipeline.defs.warehouse.assets import warehouse_assets
 from dora_pipeline.defs.warehouse.project import dbt_executable, prepared_project
@@ -34,5 +35,6 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         resources={
             "dlt": DagsterDltResource(),
             "dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()),
+            "warehouse_lock": WarehouseLock(duckdb_path=str(settings.duckdb_path)),
         },
     )

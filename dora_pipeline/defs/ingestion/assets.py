@@ -19,6 +19,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.sources import DltSource
 
 from dora_pipeline import source_runs
+from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
 from dora_pipeline.sources import rejections
 from dora_pipeline.sources.batches import schema_marker
@@ -79,7 +80,7 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
         name=f"{name}_raw",
         dagster_dlt_translator=RawTableTranslator(),
     )
-    def load_raw(context: AssetExecutionContext, dlt: DagsterDltResource):
+    def load_raw(context: AssetExecutionContext, dlt: DagsterDltResource, warehouse_lock: WarehouseLock):
         started = datetime.now(UTC)
         rejections.drain(name)  # nothing left from an earlier attempt in this process
         rejections.watch_for(name, source_runs.still_rejected(settings.build_path, name))

@@ -11,6 +11,7 @@ from dagster import (
 )
 
 from dora_pipeline import source_runs
+from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.publish import publish
 from dora_pipeline.report import build_report
 from dora_pipeline.settings import Settings
@@ -23,7 +24,7 @@ def publication_assets(settings: Settings, marts: list[AssetKey]) -> list[Assets
         deps=marts,
         description="Checkpoints the build warehouse, exports every mart to Parquet and publishes both atomically.",
     )
-    def published_warehouse(context: AssetExecutionContext) -> MaterializeResult:
+    def published_warehouse(context: AssetExecutionContext, warehouse_lock: WarehouseLock) -> MaterializeResult:
         publication = publish(settings)
         context.log.info(f"published {publication.warehouse} and {publication.exports}")
         return MaterializeResult(
@@ -40,7 +41,7 @@ def publication_assets(settings: Settings, marts: list[AssetKey]) -> list[Assets
         deps=[published_warehouse],
         description="The self-contained HTML report with charts, built from the published warehouse.",
     )
-    def dora_report() -> MaterializeResult:
+    def dora_report(warehouse_lock: WarehouseLock) -> MaterializeResult:
         report = build_report(settings.duckdb_path, settings.report_path)
         return MaterializeResult(
             metadata={
@@ -57,7 +58,7 @@ def publication_assets(settings: Settings, marts: list[AssetKey]) -> list[Assets
         description="Fails the refresh, after publishing, when a source could not be extracted, naming it and "
         "how old the data the warehouse keeps for it is, so a scheduler notices.",
     )
-    def extraction_health(context: AssetExecutionContext) -> MaterializeResult:
+    def extraction_health(context: AssetExecutionContext, warehouse_lock: WarehouseLock) -> MaterializeResult:
         failed = source_runs.failures(settings.duckdb_path, context.run_id)
         if failed:
             raise Failure(

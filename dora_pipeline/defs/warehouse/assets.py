@@ -11,6 +11,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtC
 
 from dora_pipeline import source_runs
 from dora_pipeline.catalog import load_catalog
+from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
 
 
@@ -54,7 +55,7 @@ def warehouse_assets(project: DbtProject, sources: list[str], settings: Settings
     manifest = json.loads(Path(project.manifest_path).read_text())
 
     @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=TRANSLATOR)
-    def dora_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource):
+    def dora_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse_lock: WarehouseLock):
         source_runs.ensure_table(settings.build_path)  # read by the freshness models, even before any run
         yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(sources))], context=context).stream()
 
