@@ -57,6 +57,9 @@ def warehouse_assets(project: DbtProject, sources: list[str], settings: Settings
     @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=TRANSLATOR)
     def dora_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse_lock: WarehouseLock):
         source_runs.ensure_table(settings.build_path)  # read by the freshness models, even before any run
-        yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars(sources))], context=context).stream()
+        # dbt reads --vars as YAML, which accepts JSON except for escaped surrogate pairs (an
+        # emoji in a service name): pass the characters themselves
+        dbt_args = ["build", "--vars", json.dumps(dbt_vars(sources), ensure_ascii=False)]
+        yield from dbt.cli(dbt_args, context=context).stream()
 
     return dora_dbt_models
