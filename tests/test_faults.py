@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import dlt
@@ -146,3 +147,26 @@ def test_a_token_only_travels_over_https_except_to_this_machine(base_url, allowe
     if base_url.startswith("http:"):
         monkeypatch.setenv("SOURCES__GITLAB__ALLOW_INSECURE_HTTP", "true")
         client().close()
+
+
+@pytest.mark.parametrize("source", list(RESOURCES))
+def test_a_spent_rate_limit_window_is_waited_out_not_hammered(source, sandbox, configured, monkeypatch):
+    """GitLab.com's way: every answer says how much of the window's quota is left and when the
+    window ends (`RateLimit-Reset`, an epoch); a 429 may come without `Retry-After`."""
+    clean = configured(source)
+    state = sandbox.states[RESOURCES[source][1]]
+    before = len(state.requests)
+    # a back-off this long would show: the waits must come from the window's end instead
+    monkeypatch.setenv(setting_name(source, "retry_backoff_seconds"), "30")
+    state.faults.requests_per_window, state.faults.window_seconds = 6, 1.0
+    state.faults.quota_spent_by_others = 6  # the first request meets a spent window
+    started = time.monotonic()
+
+    limited = configured(source)
+
+    elapsed = time.monotonic() - started
+    served = len(state.requests) - before
+    assert sorted(map(repr, limited)) == sorted(map(repr, clean)) and clean
+    assert state.over_quota == 1  # only the first request, sent into a spent window
+    assert elapsed < served / 6 + 3, (elapsed, served)  # waited per window, never a 30 s back-off
+    assert elapsed >= served // 6 - 1, (elapsed, served)  # and did wait for the windows

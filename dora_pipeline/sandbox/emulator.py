@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -45,6 +46,14 @@ class Faults:
     broken_pagination: bool = False
     # a 401 that echoes the credentials it rejected, as some gateways do
     echo_credentials: bool = False
+    # GitLab.com's rate limit: at most `requests_per_window` requests per window of
+    # `window_seconds` (aligned to the clock), every answer carrying `RateLimit-Limit`,
+    # `RateLimit-Remaining` and `RateLimit-Reset` (an epoch); over the quota, a 429 without
+    # `Retry-After`, as GitLab sometimes sends
+    requests_per_window: int | None = None
+    window_seconds: float = 1.0
+    # requests another client with the same token makes in the window of the next request
+    quota_spent_by_others: int = 0
     # bad records: called with (path, decoded JSON body) of every successful answer, returns the
     # body to send instead (a test breaks one record the way a real API might)
     mutate: Callable[[str, Any], Any] | None = None
@@ -67,6 +76,8 @@ class EmulatorState:
         self._draws: random.Random = profile.generator(emulator)
         self.injected: Counter[str] = Counter()
         self.received = 0  # requests since the profile was set, answered or not
+        self.window: tuple[float, int] = (0.0, 0)  # start of the rate-limit window, requests in it
+        self.over_quota = 0  # 429s answered because the window's quota was spent
         self._pages: dict[tuple, bytes] = {}
 
     def draw_fault(self) -> str | None:
@@ -162,6 +173,13 @@ def with_faults(app, state: EmulatorState):
             await app(scope, receive, send)
             return
         state.received += 1
+        quota = _quota_headers(state)
+        if quota is not None and quota[1][1] == b"-1":
+            state.over_quota += 1
+            headers = [(k, b"0" if k == b"ratelimit-remaining" else v) for k, v in quota]
+            await send({"type": "http.response.start", "status": 429, "headers": headers})
+            await send({"type": "http.response.body", "body": b"Retry later"})
+            return
         fault = state.draw_fault()
         if fault in STATUS_FAULTS:
             state.injected[fault] += 1
@@ -211,7 +229,8 @@ def with_faults(app, state: EmulatorState):
                     state.injected[fault] += 1
                 out = out[: max(1, len(out) // 2)]
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(out)).encode())]})
+            headers += [*(quota or []), (b"content-length", str(len(out)).encode())]
+            await send({**start, "headers": headers})
             if fault == "reset":  # half the promised body, then the connection is dropped
                 state.injected[fault] += 1
                 await send({"type": "http.response.body", "body": out[: len(out) // 2], "more_body": True})
@@ -221,6 +240,24 @@ def with_faults(app, state: EmulatorState):
         await app(scope, replayed, rewrite)
 
     return wrapped
+
+
+def _quota_headers(state: EmulatorState) -> list[tuple[bytes, bytes]] | None:
+    """Count this request against the rate-limit window; its `RateLimit-*` headers (remaining
+    -1: over the quota)."""
+    limit = state.faults.requests_per_window
+    if limit is None:
+        return None
+    size = state.faults.window_seconds
+    start = math.floor(time.time() / size) * size
+    used = (state.window[1] if state.window[0] == start else 0) + 1 + state.faults.quota_spent_by_others
+    state.faults.quota_spent_by_others = 0
+    state.window = (start, used)
+    return [
+        (b"ratelimit-limit", str(limit).encode()),
+        (b"ratelimit-remaining", str(max(-1, limit - used)).encode()),
+        (b"ratelimit-reset", str(math.ceil(start + size)).encode()),
+    ]
 
 
 def _bad_data(scope, out: bytes, fault: str | None, state: EmulatorState) -> bytes:

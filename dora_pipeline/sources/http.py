@@ -1,8 +1,10 @@
 """HTTP plumbing every source shares: one httpx client per source, retries through tenacity.
 
 Retried: transport errors, 429 and 5xx, and success answers whose body is not JSON (a truncated
-or garbled response), honouring `Retry-After` when the server sends seconds, else exponential
-back-off with jitter. Anything else fails at once with a `SourceHTTPError` that
+or garbled response), honouring `Retry-After` (seconds or a date) or else the rate-limit window's
+`RateLimit-Reset`, else exponential back-off with jitter. An answer saying the window's quota is
+spent (`RateLimit-Remaining: 0`) makes the client wait for the window's end before the next
+request. Anything else fails at once with a `SourceHTTPError` that
 names the source, the request and the server's own message. Headers (and so tokens) are never
 copied into an error or a log line.
 """
@@ -10,6 +12,8 @@ copied into an error or a log line.
 from __future__ import annotations
 
 import ipaddress
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import dlt
@@ -99,13 +103,29 @@ class PageGuard:
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
-    if isinstance(exc, _Retryable):
-        value = exc.response.headers.get("retry-after", "")
+    """Seconds the server asked to wait: `Retry-After` (seconds or an HTTP date), else the end
+    of the rate-limit window (`RateLimit-Reset`, an epoch, which GitLab sends when it leaves
+    `Retry-After` out)."""
+    if not isinstance(exc, _Retryable):
+        return None
+    headers = exc.response.headers
+    value = headers.get("retry-after", "").strip()
+    if value:
         try:
             return max(0.0, float(value))
         except ValueError:
-            return None
-    return None
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    return _until_reset(headers)
+
+
+def _until_reset(headers: httpx.Headers) -> float | None:
+    try:
+        return max(0.0, float(headers.get("ratelimit-reset", "")) - time.time())
+    except ValueError:
+        return None
 
 
 AUTH_HEADERS = {"authorization", "private-token"}
@@ -199,6 +219,7 @@ class ApiClient:
             reraise=True,
         )
         self.max_attempts = attempts
+        self._max_backoff = max_backoff_seconds
 
     def request(self, method: str, path: str, params: Any = None, headers: dict | None = None) -> Any:
         """Send one request (retrying what is transient) and return its decoded JSON body."""
@@ -224,6 +245,9 @@ class ApiClient:
             raise _Retryable(response)
         if response.is_error:
             raise SourceHTTPError(self.source, f"{method} {path}", response.status_code, self._detail(response))
+        if response.headers.get("ratelimit-remaining", "").strip() == "0":
+            # the window's quota is spent: wait for the next window instead of meeting a 429
+            time.sleep(min(self._max_backoff, _until_reset(response.headers) or 0.0))
         try:
             return response.json(), response.headers
         except ValueError:
