@@ -97,11 +97,14 @@ def refresh_lock(settings: Settings) -> Iterator[str]:
     for _ in range(5):
         if _claim(lock, f"{me} {token}\n"):
             break
-        fields = lock.read_text().split() if lock.exists() else []
+        try:
+            fields, age = lock.read_text().split(), time.time() - lock.stat().st_mtime
+        except FileNotFoundError:
+            continue  # released (or cleared) just now: try to claim it again
         if len(fields) == 3 and " ".join(fields[:2]) == me:
             yield fields[2]  # this process holds it already
             return
-        if len(fields) != 3 and lock.exists() and time.time() - lock.stat().st_mtime < 2:
+        if len(fields) != 3 and age < 2:
             time.sleep(0.2)  # another refresh is writing its line this instant
             continue
         if len(fields) == 3:

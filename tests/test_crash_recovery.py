@@ -48,7 +48,10 @@ class Refresh:
         token, deadline = None, time.monotonic() + 300
         while time.monotonic() < deadline:
             if token is None:
-                fields = self.lock.read_text().split() if self.lock.exists() else []
+                try:
+                    fields = self.lock.read_text().split()
+                except FileNotFoundError:  # not taken yet, or being replaced
+                    fields = []
                 token = fields[2] if len(fields) == 3 and fields[0] == str(process.pid) else None
             if token is not None and condition(token):
                 process.kill()
