@@ -15,7 +15,6 @@ import pytest
 from dagster import AssetKey
 from warehouse_checks import differences, mart_rows, string_values_containing, table_fingerprint
 
-from dora_pipeline.defs import build_definitions
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.sandbox.ground_truth import failure_tracking, is_counted, performance_measures
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF, build_world
@@ -42,20 +41,16 @@ def test_demo_command_builds_marts_equal_to_ground_truth(tmp_path: Path):
     assert {r["team"] for r in rows.values()} == {s.team for s in truth_world.services}
 
 
-def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_out(settings, sandbox, point_at_sandbox):
-    graph = build_definitions(settings).resolve_asset_graph()
-    raw_tables = {k for k in graph.get_all_asset_keys() if k.path[0] in SOURCES}
-    assert {k.path[0] for k in raw_tables} == set(SOURCES)  # every source enabled by the sandbox
-
-    outcome = run_refresh(settings)
+def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_out(reference_refresh):
+    settings, view, outcome = reference_refresh.settings, reference_refresh.world, reference_refresh.outcome
 
     # The dora_ops tables are external assets: every ingestion step writes its outcome and rejections.
-    assert graph.external_asset_keys == {AssetKey(["dora_ops", t]) for t in ("source_runs", "rejected_records")}
-    assert outcome.materialized == len(graph.materializable_asset_keys)
-    assert outcome.checks_passed == len(list(graph.asset_check_keys))
-    assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
-    for state in sandbox.states.values():
-        assert string_values_containing(settings.duckdb_path, state.token) == []
+    assert reference_refresh.external == {AssetKey(["dora_ops", t]) for t in ("source_runs", "rejected_records")}
+    assert outcome.materialized == reference_refresh.materializable
+    assert outcome.checks_passed == reference_refresh.checks
+    assert differences(settings.duckdb_path, view) == []
+    for token in reference_refresh.tokens:
+        assert string_values_containing(settings.duckdb_path, token) == []
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         counted = dict(
             con.execute(
@@ -63,22 +58,23 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
                 "where entity = 'deployment' and outcome = 'counted' group by service"
             ).fetchall()
         )
-    truth = Counter(d.service for d in sandbox.world.view(sandbox.as_of).deployments if is_counted(d))
+        raw_schemas = {s for (s,) in con.execute("select distinct schema_name from duckdb_tables()").fetchall()}
+    assert {f"raw_{name}" for name in SOURCES} <= raw_schemas  # every source was enabled and loaded
+    truth = Counter(d.service for d in view.deployments if is_counted(d))
     assert counted == dict(truth)
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         levels = {
             (r[0], r[1], r[2]): r[3]
             for r in con.execute("select scope_level, scope, metric, value from marts.performance_levels").fetchall()
         }
-    expected = performance_measures(sandbox.world.view(sandbox.as_of))
+    expected = performance_measures(view)
     assert set(levels) == set(expected)
     for key, value in expected.items():
         assert levels[key] == (None if value is None else pytest.approx(value)), key
 
     # Backlog changes keep their plain durations beside the reason they are left out (Gearset lists
     # every change of a deployment with its timestamps; GitLab and GitClear only those in the window).
-    view = sandbox.world.view(sandbox.as_of)
-    pipelines = [s.name for s in sandbox.world.services_in("gearset")]
+    pipelines = [s.name for s in view.services_in("gearset")]
     first_of_env: dict[tuple, object] = {}
     for d in sorted((d for d in view.deployments if is_counted(d)), key=lambda d: d.deployed_at):
         first_of_env.setdefault((d.service, d.environment), d)
@@ -95,7 +91,7 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
     assert kept == (len(backlog), with_commit, len(backlog), len(backlog)) and with_commit > 0
 
     # A service whose tools record no failures is `not_tracked`, never Elite at 0 %.
-    tracked = failure_tracking(sandbox.world.view(sandbox.as_of))
+    tracked = failure_tracking(view)
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         failure_levels = con.execute(
             "select scope, metric, level from marts.performance_levels "
@@ -113,8 +109,8 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
     assert set(not_tracked_rows) == services - tracked
 
 
-def test_vendor_reconciliations_match_the_vendors_definitions(settings, sandbox, point_at_sandbox):
-    run_refresh(settings)
+def test_vendor_reconciliations_match_the_vendors_definitions(reference_refresh):
+    settings, view = reference_refresh.settings, reference_refresh.world
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         statuses = dict(
             con.execute("select status, count(*) from marts.gitlab_dora_reconciliation group by status").fetchall()
@@ -125,18 +121,14 @@ def test_vendor_reconciliations_match_the_vendors_definitions(settings, sandbox,
         ).fetchall()[0][0]
     expected_days = {
         (d.service, d.deployed_at.date())
-        for d in sandbox.world.view(sandbox.as_of).deployments
-        if "gitlab" in sandbox.world.service(d.service).tools
-        and d.is_production
-        and not d.is_test
-        and d.status != "failed"
+        for d in view.deployments
+        if "gitlab" in view.service(d.service).tools and d.is_production and not d.is_test and d.status != "failed"
     }
     assert statuses == {"match": statuses["match"]} and statuses["match"] > 0
     assert days_with_deployments == len(expected_days)
 
     # Gearset's dashboard way, recomputed here from the simulated world
-    view = sandbox.world.view(sandbox.as_of)
-    pipelines = {s.name for s in sandbox.world.services_in("gearset")}
+    pipelines = {s.name for s in view.services_in("gearset")}
     severe = {f.caused_by for f in view.failures if f.severity <= 2}
     per_day: dict[tuple, list] = {}
     for d in view.deployments:
@@ -163,12 +155,12 @@ def test_vendor_reconciliations_match_the_vendors_definitions(settings, sandbox,
         assert cfr == pytest.approx(sum(d.deployment_id in severe for d in deployments) / len(deployments))
 
 
-def test_a_deployment_reported_by_gitlab_and_multitudes_counts_once(settings, sandbox, point_at_sandbox):
-    run_refresh(settings)
-    shared = [s.name for s in sandbox.world.services if {"gitlab", "multitudes"} <= set(s.tools)]
+def test_a_deployment_reported_by_gitlab_and_multitudes_counts_once(reference_refresh):
+    settings, view = reference_refresh.settings, reference_refresh.world
+    shared = [s.name for s in view.services if {"gitlab", "multitudes"} <= set(s.tools)]
     truth = sum(
         1
-        for d in sandbox.world.view(sandbox.as_of).deployments
+        for d in view.deployments
         if d.service in shared and d.is_production and not d.is_test and d.status != "failed"
     )
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:

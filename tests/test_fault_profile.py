@@ -13,7 +13,6 @@ from warehouse_checks import marts_fingerprint
 
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.sandbox.fault_profile import TRANSIENT, FaultProfile, FaultProfileError
-from dora_pipeline.settings import Settings
 from dora_pipeline.sources import rejections
 from dora_pipeline.sources.http import user_message
 from dora_pipeline.sources.registry import SOURCES, setting_name
@@ -64,11 +63,9 @@ PROFILE = (
 
 
 def test_consecutive_refreshes_under_transient_faults_end_identical_to_a_fault_free_one(
-    settings, sandbox, point_at_sandbox, monkeypatch, tmp_path
+    settings, sandbox, point_at_sandbox, monkeypatch, reference_refresh
 ):
-    reference = Settings.from_path(tmp_path / "reference" / "dora.duckdb")
-    run_refresh(reference)
-    expected = marts_fingerprint(reference.duckdb_path)
+    expected = marts_fingerprint(reference_refresh.settings.duckdb_path)  # the same organisation, no faults
 
     for source in SOURCES:
         for key, value in PATIENT_CLIENT.items():
