@@ -46,6 +46,15 @@ class Faults(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
+COPIES = click.option(
+    "--copies",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Organisations like the demo's side by side (8 services and about 3,400 deployments each), "
+    "to try the pipeline at scale.",
+)
+
 FAULTS = click.option(
     "--faults",
     type=Faults(),
@@ -97,19 +106,21 @@ def main() -> None:
 @main.command()
 @click.option("--seed", default=None, type=int, help="Seed of the simulated organisation.")
 @click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
+@COPIES
 @FAULTS
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
-def demo(seed: int | None, as_of: datetime | None, faults, debug: bool) -> None:
+def demo(seed: int | None, as_of: datetime | None, copies: int, faults, debug: bool) -> None:
     """Run dora_refresh end to end against the sandbox APIs on loopback."""
     from dora_pipeline.refresh import run_refresh
     from dora_pipeline.sandbox.server import Sandbox
-    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
+    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED, scaled_services
 
     settings = Settings.from_env()
     started = time.monotonic()
     try:
         moment = as_of or DEFAULT_AS_OF
-        with Sandbox.start(DEFAULT_SEED if seed is None else seed, moment, faults=faults) as sandbox:
+        services = scaled_services(copies)
+        with Sandbox.start(DEFAULT_SEED if seed is None else seed, moment, services, faults) as sandbox:
             click.echo(f"sandbox: {len(sandbox.world.services)} services, as of {sandbox.as_of:%Y-%m-%d %H:%M} UTC")
             for name, server in sandbox.servers.items():
                 click.echo(f"  {name:<10} {server.base_url}")
@@ -162,13 +173,15 @@ def run(debug: bool) -> None:
 @main.command()
 @click.option("--seed", default=None, type=int)
 @click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
+@COPIES
 @FAULTS
-def sandbox(seed: int | None, as_of: datetime | None, faults) -> None:
+def sandbox(seed: int | None, as_of: datetime | None, copies: int, faults) -> None:
     """Serve the sandbox APIs on loopback until interrupted, printing their base URLs."""
     from dora_pipeline.sandbox.server import Sandbox
-    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
+    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED, scaled_services
 
-    with Sandbox.start(seed if seed is not None else DEFAULT_SEED, as_of or DEFAULT_AS_OF, faults=faults) as box:
+    seed = seed if seed is not None else DEFAULT_SEED
+    with Sandbox.start(seed, as_of or DEFAULT_AS_OF, scaled_services(copies), faults) as box:
         click.echo(f"# sandbox as of {box.as_of:%Y-%m-%d %H:%M} UTC; Ctrl-C stops it")
         for name, server in box.servers.items():
             click.echo(f"# {name:<11} {server.base_url}")

@@ -219,6 +219,26 @@ DEFAULT_SERVICES = (
 )
 
 
+def scaled_services(copies: int, services: tuple[ServiceSpec, ...] = DEFAULT_SERVICES) -> tuple[ServiceSpec, ...]:
+    """`copies` organisations like `services` side by side, each service renamed `<name>-<n>`
+    from the second copy on (so ids, paths and histories differ): the sandbox at scale."""
+    if copies < 1:
+        raise ValueError("copies must be at least 1")
+    scaled = list(services)
+    for n in range(2, copies + 1):
+        scaled.extend(
+            replace(
+                spec,
+                name=f"{spec.name}-{n}",
+                team=f"{spec.team}-{n}",
+                gitlab_path=spec.gitlab_path and f"{spec.gitlab_path}-{n}",
+                repository=spec.repository and f"{spec.repository}-{n}",
+            )
+            for spec in services
+        )
+    return tuple(scaled)
+
+
 def build_world(
     seed: int = DEFAULT_SEED,
     start: datetime = DEFAULT_START,
