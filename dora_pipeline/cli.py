@@ -7,6 +7,8 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -82,6 +84,20 @@ def _published(warehouse: Path | None) -> Settings:
     return settings
 
 
+@contextmanager
+def _build_log(settings: Settings, debug: bool) -> Iterator[None]:
+    """dbt's line per model and test (hundreds) goes to `<data>/logs/refresh.log`, not the
+    terminal; `--debug` shows it."""
+    if debug:
+        yield
+        return
+    path = settings.build_log_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    click.echo(f"refreshing... (dbt's output: {path})")
+    with path.open("w", encoding="utf-8") as log, redirect_stdout(log):
+        yield
+
+
 def _fail(exc: BaseException, debug: bool) -> None:
     from dora_pipeline.refresh import RefreshFailed
 
@@ -126,7 +142,8 @@ def demo(seed: int | None, as_of: datetime | None, copies: int, faults, debug: b
                 click.echo(f"  {name:<10} {server.base_url}")
             os.environ.update(sandbox.source_environment())
             os.environ["DORA__SERVICE_TEAMS"] = json.dumps(sandbox.service_teams())
-            outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL")
+            with _build_log(settings, debug):
+                outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL")
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into one line
         _fail(exc, debug)
     click.echo(
@@ -159,7 +176,8 @@ def run(debug: bool) -> None:
         for name in configured_sources():
             SOURCES[name].build()  # resolves configuration: a missing key fails here, before any request
         load_catalog()
-        outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL")
+        with _build_log(settings, debug):
+            outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL")
     except Exception as exc:  # noqa: BLE001
         _fail(exc, debug)
     click.echo(

@@ -53,6 +53,11 @@ class Settings:
         return self.data_dir / "report.html"
 
     @property
+    def build_log_path(self) -> Path:
+        """dbt's output of the latest refresh the command line ran."""
+        return self.data_dir / "logs" / "refresh.log"
+
+    @property
     def dlt_pipelines_dir(self) -> Path:
         return self.data_dir / "dlt"
 
