@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import unquote, urlencode
 
@@ -53,20 +54,54 @@ class GitlabState(EmulatorState):
             return self.projects.get(int(key))
         return next((s for s in self.projects.values() if s.project_path == key), None)
 
+    def set_as_of(self, as_of: datetime) -> None:
+        super().set_as_of(as_of)
+        self._index: _Index | None = None  # built on the first request at this `as_of`
+
+    def _indexed(self) -> _Index:
+        """Each service's records at `as_of`, so a request costs in proportion to its service's
+        data rather than to the whole world's."""
+        if self._index is None:
+            names = {s.name for s in self.projects.values()}
+            index = _Index(defaultdict(list), defaultdict(dict), defaultdict(list), {}, defaultdict(list))
+            for d in self.world.deployments:
+                if d.service in names and not d.is_test and d.deployed_at - CREATION_LEAD <= self.as_of:
+                    index.deployments[d.service].append(d)
+                    index.deployment_by_id[d.service][self.deployment_ids[d.deployment_id]] = d
+            for c in self.view.changes.values():
+                if c.service in names:
+                    index.changes[c.service].append(c)
+                    index.change_by_number[(c.service, c.number)] = c
+            for f in self.view.failures:
+                if f.service in names:
+                    index.incidents[f.service].append(f)
+            self._index = index
+        return self._index
+
     def deployments(self, service: Service) -> list[Deployment]:
         """Deployments created by `as_of`: finished ones as in the view, one still running if any."""
-        created = [
-            d
-            for d in self.world.deployments
-            if d.service == service.name and not d.is_test and d.deployed_at - CREATION_LEAD <= self.as_of
-        ]
-        return created
+        return self._indexed().deployments[service.name]
+
+    def deployment(self, service: Service, gitlab_id: int) -> Deployment | None:
+        return self._indexed().deployment_by_id[service.name].get(gitlab_id)
 
     def changes(self, service: Service) -> list[Change]:
-        return [c for c in self.view.changes.values() if c.service == service.name]
+        return self._indexed().changes[service.name]
+
+    def change(self, service: Service, number: int) -> Change | None:
+        return self._indexed().change_by_number.get((service.name, number))
 
     def incidents(self, service: Service) -> list[Failure]:
-        return [f for f in self.view.failures if f.service == service.name]
+        return self._indexed().incidents[service.name]
+
+
+@dataclass
+class _Index:
+    deployments: dict[str, list[Deployment]]
+    deployment_by_id: dict[str, dict[int, Deployment]]
+    changes: dict[str, list[Change]]
+    change_by_number: dict[tuple[str, int], Change]
+    incidents: dict[str, list[Failure]]
 
 
 def _authorized(request: Request, state: GitlabState) -> bool:
@@ -149,10 +184,7 @@ def build_app(state: GitlabState) -> Starlette:
 
     @route(r"/deployments/(?P<deployment_id>\d+)/merge_requests")
     def deployment_merge_requests(request: Request, service: Service, deployment_id: str) -> JSONResponse:
-        deployment = next(
-            (d for d in state.deployments(service) if state.deployment_ids[d.deployment_id] == int(deployment_id)),
-            None,
-        )
+        deployment = state.deployment(service, int(deployment_id))
         if deployment is None:
             return _error(404, "404 Deployment Not Found")
         linked = (
@@ -175,7 +207,7 @@ def build_app(state: GitlabState) -> Starlette:
 
     @route(r"/merge_requests/(?P<iid>\d+)/commits")
     def merge_request_commits(request: Request, service: Service, iid: str) -> JSONResponse:
-        change = next((c for c in state.changes(service) if c.number == int(iid)), None)
+        change = state.change(service, int(iid))
         if change is None:
             return _error(404, "404 Merge Request Not Found")
         if change.first_commit_at is None:  # history rewritten: GitLab no longer lists its commits
@@ -378,8 +410,8 @@ def gitlab_daily_dora(state: GitlabState, service: Service, metric: str, tiers: 
     tier_envs = {e.name for i, e in enumerate(service.environments) if _environment(service, i, e)["tier"] in tiers}
     deployed = [
         d
-        for d in state.view.deployments
-        if d.service == service.name and not d.is_test and d.environment in tier_envs and d.status != FAILED
+        for d in state.deployments(service)
+        if d.deployed_at <= state.as_of and d.environment in tier_envs and d.status != FAILED
     ]
     incidents = state.incidents(service)
     per_day: dict[date, dict[str, list]] = defaultdict(lambda: defaultdict(list))

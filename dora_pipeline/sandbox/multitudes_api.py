@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -30,15 +31,23 @@ def _id(*parts: str) -> str:
 
 
 class MultitudesState(EmulatorState):
+    def set_as_of(self, as_of: datetime) -> None:
+        super().set_as_of(as_of)
+        self._records: list[dict] | None = None  # rendered on the first request at this `as_of`
+
     def records(self) -> list[dict]:
-        services = {s.name: s for s in self.world.services_in(MULTITUDES)}
-        rows = [
-            self._record(services[d.service], d)
-            for d in self.view.deployments
-            if d.service in services and d.status != FAILED
-        ]
-        rows.sort(key=lambda r: (r["deployedAt"], r["id"]), reverse=True)
-        return rows
+        """Every record at `as_of`, newest first, rendered once per `as_of` so a page costs in
+        proportion to the page rather than to the world."""
+        if self._records is None:
+            services = {s.name: s for s in self.world.services_in(MULTITUDES)}
+            rows = [
+                self._record(services[d.service], d)
+                for d in self.view.deployments
+                if d.service in services and d.status != FAILED
+            ]
+            rows.sort(key=lambda r: (r["deployedAt"], r["id"]), reverse=True)
+            self._records = rows
+        return self._records
 
     def _record(self, service, d: Deployment) -> dict:
         commits = [self.view.changes[c].merge_sha for c in d.change_ids if c in self.view.changes] + [d.revision]
