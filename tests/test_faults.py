@@ -15,6 +15,7 @@ import dlt
 import pytest
 from warehouse_checks import string_values_containing
 
+from dora_pipeline.sandbox.fault_profile import FaultProfile
 from dora_pipeline.sources.http import ApiClient, SourceError
 from dora_pipeline.sources.registry import SOURCES, setting_name
 
@@ -170,3 +171,27 @@ def test_a_spent_rate_limit_window_is_waited_out_not_hammered(source, sandbox, c
     assert state.over_quota == 1  # only the first request, sent into a spent window
     assert elapsed < served / 6 + 3, (elapsed, served)  # waited per window, never a 30 s back-off
     assert elapsed >= served // 6 - 1, (elapsed, served)  # and did wait for the windows
+
+
+@pytest.mark.parametrize("resource", ["deployment_merge_requests", "merge_requests"])
+def test_gitlab_requests_of_one_record_each_run_together_within_the_bound(resource, sandbox, monkeypatch, tmp_path):
+    """A deployment's MRs and an MR's commits are independent requests: up to the configured
+    number are in flight at once (never more), and the rows are those of a serial read."""
+    for name, value in sandbox.source_environment().items():
+        monkeypatch.setenv(name, value)
+    state = sandbox.states["gitlab"]
+    rows = {}
+    for bound in (1, 3):
+        monkeypatch.setenv(setting_name("gitlab", "max_concurrent_requests"), str(bound))
+        sandbox.set_fault_profile(FaultProfile.parse("rate=1,kinds=slow,slow_seconds=0.02"))
+        state.most_in_flight = 0
+        pipeline = dlt.pipeline(f"bound_{resource}_{bound}", destination="duckdb", pipelines_dir=str(tmp_path))
+        pipeline.activate()
+        try:
+            selected = [resource, "deployments"] if resource == "deployment_merge_requests" else [resource]
+            source = SOURCES["gitlab"].build().with_resources(*selected)
+            rows[bound] = sorted(repr(r) for r in source.resources[resource] if r)
+        finally:
+            pipeline.deactivate()
+        assert state.most_in_flight == bound, (bound, state.most_in_flight)
+    assert rows[1] == rows[3] and rows[1]

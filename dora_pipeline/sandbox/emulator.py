@@ -78,6 +78,7 @@ class EmulatorState:
         self.received = 0  # requests since the profile was set, answered or not
         self.window: tuple[float, int] = (0.0, 0)  # start of the rate-limit window, requests in it
         self.over_quota = 0  # 429s answered because the window's quota was spent
+        self.in_flight = self.most_in_flight = 0  # requests being answered at once
         self._pages: dict[tuple, bytes] = {}
 
     def draw_fault(self) -> str | None:
@@ -173,6 +174,14 @@ def with_faults(app, state: EmulatorState):
             await app(scope, receive, send)
             return
         state.received += 1
+        state.in_flight += 1
+        state.most_in_flight = max(state.most_in_flight, state.in_flight)
+        try:
+            await _answer(scope, receive, send)
+        finally:
+            state.in_flight -= 1
+
+    async def _answer(scope, receive, send):
         quota = _quota_headers(state)
         if quota is not None and quota[1][1] == b"-1":
             state.over_quota += 1

@@ -30,7 +30,7 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import batch, schema_marker
-from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError
+from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError, concurrently
 from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gitlab"
@@ -100,6 +100,7 @@ def gitlab_source(
     start_date: str | None = None,
     lookback_hours: float = 1.0,
     dora_lookback_days: int = 30,
+    max_concurrent_requests: int = 8,
 ) -> list[DltResource]:
     """Deployments, merge requests, incidents and DORA metrics of the configured projects."""
     start = fields.parse_timestamp(SOURCE, start_date, "configuration", "sources.gitlab.start_date") or (
@@ -111,6 +112,7 @@ def gitlab_source(
         fields.as_list(projects),
         fields.as_list(groups),
         fields.as_list(environment_tiers) or ["production"],
+        max(1, int(max_concurrent_requests)),
     )
     lag = lookback_hours * 3600
     deployment_rows = deployments(settings, dlt.sources.incremental("updated_at", initial_value=start, lag=lag))
@@ -126,8 +128,12 @@ def gitlab_source(
 
 
 class GitlabSettings:
-    def __init__(self, base_url: str, token: str, projects: list, groups: list, tiers: list[str]):
+    def __init__(
+        self, base_url: str, token: str, projects: list, groups: list, tiers: list[str], max_concurrent: int = 8
+    ):
         self.base_url, self.token, self.projects, self.groups, self.tiers = base_url, token, projects, groups, tiers
+        # requests of one record each (a deployment's MRs, an MR's commits) in flight together
+        self.max_concurrent = max_concurrent
         self._resolved: list[dict] | None = None
         self._tiers: dict[int, dict[int, str | None]] = {}
 
@@ -348,9 +354,13 @@ def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Ite
         ]
         if not counting:
             yield batch([])
-        for row in counting:
+
+        def linked(row: dict) -> list[list]:
             path = f"/projects/{segment(row['project_id'])}/deployments/{segment(row['id'])}/merge_requests"
-            for page in client.pages(path):
+            return list(client.pages(path))
+
+        for row, pages in zip(counting, concurrently(linked, counting, settings.max_concurrent), strict=True):
+            for page in pages:
                 yield batch(
                     convert_each(
                         SOURCE,
@@ -384,18 +394,28 @@ def merge_requests(
         for project in projects:
             params = {"state": "merged", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
             for page in client.pages(f"/projects/{segment(project['id'])}/merge_requests", params):
-                convert = partial(_merged_request_row, client, project["id"])
+                iids = sorted({mr["iid"] for mr in page if isinstance(mr, dict) and _is_int(mr.get("iid"))})
+
+                def commits(iid: int, project_id: int = project["id"]) -> list[dict]:
+                    path = f"/projects/{segment(project_id)}/merge_requests/{segment(iid)}/commits"
+                    return [commit for answer in client.pages(path) for commit in answer]
+
+                fetched = dict(zip(iids, concurrently(commits, iids, settings.max_concurrent), strict=True))
+                convert = partial(_merged_request_row, fetched, project["id"])
                 yield convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
 
 
-def _merged_request_row(client: GitlabClient, project_id: int, mr: dict) -> dict:
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _merged_request_row(commits_of: dict[int, list[dict]], project_id: int, mr: dict) -> dict:
     """A merged MR with its first commit time: the earliest `authored_date` of its commits."""
     row = _merge_request_row(project_id, mr)
     record = f"merge request !{row['iid']} of project {project_id}"
     authored = [
-        _ts(c.get("authored_date"), record, "commits[].authored_date")
-        for commits in client.pages(f"/projects/{segment(project_id)}/merge_requests/{segment(row['iid'])}/commits")
-        for c in commits
+        _ts(c.get("authored_date") if isinstance(c, dict) else None, record, "commits[].authored_date")
+        for c in commits_of.get(row["iid"], [])
     ]
     row["first_commit_at"] = min((a for a in authored if a), default=None)
     return row

@@ -13,14 +13,18 @@ from __future__ import annotations
 
 import ipaddress
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dlt
 import httpx
 import tenacity
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class SourceError(Exception):
@@ -100,6 +104,16 @@ class PageGuard:
                 "the API's pagination does not advance",
             )
         self._seen[fingerprint] = page
+
+
+def concurrently(fetch: Callable[[T], R], items: Sequence[T], max_workers: int) -> list[R]:
+    """`fetch` of every item, at most `max_workers` at a time, results in the items' order. For
+    requests of one record each, which are independent: against a real API, latency rather than
+    work sets their pace. The first error stops the rest and is raised."""
+    if max_workers <= 1 or len(items) <= 1:
+        return [fetch(item) for item in items]
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        return list(pool.map(fetch, items))
 
 
 def _retry_after(exc: BaseException | None) -> float | None:
@@ -231,7 +245,7 @@ class ApiClient:
         """Like `request`, also returning the response headers (pagination lives there)."""
         what = f"{method} {path}"
         try:
-            return self._retrying(self._send, method, path, params, headers)
+            return self._retrying.copy()(self._send, method, path, params, headers)
         except _Retryable as exc:
             raise SourceHTTPError(self.source, what, exc.response.status_code, self._detail(exc.response)) from None
         except _Undecodable:
