@@ -90,3 +90,20 @@ def reference_refresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refr
             external=set(graph.external_asset_keys),
         )
     yield refreshed
+
+
+_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures() -> list[str]:
+    """Lines a test adds here are printed at the end of the run, under `figures`: what the
+    reliability and scale tests measured (faults injected, kills survived, records rejected)."""
+    return _FIGURES
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _FIGURES:
+        terminalreporter.section("figures")
+        for line in _FIGURES:
+            terminalreporter.write_line(line)

@@ -63,7 +63,7 @@ PROFILE = (
 
 
 def test_consecutive_refreshes_under_transient_faults_end_identical_to_a_fault_free_one(
-    settings, sandbox, point_at_sandbox, monkeypatch, reference_refresh
+    settings, sandbox, point_at_sandbox, monkeypatch, reference_refresh, figures
 ):
     expected = marts_fingerprint(reference_refresh.settings.duckdb_path)  # the same organisation, no faults
 
@@ -78,7 +78,10 @@ def test_consecutive_refreshes_under_transient_faults_end_identical_to_a_fault_f
 
         injected = sandbox.faults_injected()
         answers = sandbox.requests_received()
-        print(f"refresh {refresh}: {sum(injected.values())} faults in {answers} requests: {injected}")
+        figures.append(
+            f"fault profile, refresh {refresh} of 2: {sum(injected.values())} faults in {answers} requests "
+            f"({sum(injected.values()) / answers:.0%}) across all five sources, marts identical: {injected}"
+        )
         assert outcome.failed_sources == [] and outcome.rejected_records == 0
         assert sum(injected.values()) / answers >= 0.25
         kinds_seen |= set(injected)
