@@ -143,7 +143,7 @@ def demo(seed: int | None, as_of: datetime | None, copies: int, faults, debug: b
             os.environ.update(sandbox.source_environment())
             os.environ["DORA__SERVICE_TEAMS"] = json.dumps(sandbox.service_teams())
             with _build_log(settings, debug):
-                outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL")
+                outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL", progress=not debug)
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into one line
         _fail(exc, debug)
     click.echo(
@@ -177,7 +177,7 @@ def run(debug: bool) -> None:
             SOURCES[name].build()  # resolves configuration: a missing key fails here, before any request
         load_catalog()
         with _build_log(settings, debug):
-            outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL")
+            outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL", progress=not debug)
     except Exception as exc:  # noqa: BLE001
         _fail(exc, debug)
     click.echo(

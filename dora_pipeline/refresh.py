@@ -46,12 +46,16 @@ class RefreshOutcome:
     rejected_records: int = 0
 
 
-def run_refresh(settings: Settings, log_level: str = "WARNING") -> RefreshOutcome:
-    """Materialise every asset of `dora_refresh` against the configured sources."""
+def run_refresh(settings: Settings, log_level: str = "WARNING", progress: bool = False) -> RefreshOutcome:
+    """Materialise every asset of `dora_refresh` against the configured sources; with `progress`,
+    print a line to stderr as each step ends."""
     with refresh_lock(settings):
         defs = build_definitions(settings)
         job = defs.resolve_job_def("dora_refresh")
-        run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+        loggers: dict = {"console": {"config": {"log_level": log_level}}}
+        if progress:
+            loggers["progress"] = {}
+        run_config = {"loggers": loggers}
         with DagsterInstance.get() as instance:
             result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     failed_steps = {e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE}

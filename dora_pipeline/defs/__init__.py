@@ -3,13 +3,14 @@ the tests can build them for their own paths and configuration."""
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, colored_console_logger
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 
 from dora_pipeline.defs.ingestion.assets import raw_assets
 from dora_pipeline.defs.jobs import daily_refresh, dora_refresh
 from dora_pipeline.defs.locking import WarehouseLock
+from dora_pipeline.defs.progress import step_progress
 from dora_pipeline.defs.publishing.assets import publication_assets
 from dora_pipeline.defs.warehouse.assets import warehouse_assets
 from dora_pipeline.defs.warehouse.project import dbt_executable, prepared_project
@@ -31,6 +32,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             *publication_assets(settings, marts),
         ],
         jobs=[dora_refresh],
+        loggers={"console": colored_console_logger, "progress": step_progress},
         schedules=[daily_refresh],
         resources={
             "dlt": DagsterDltResource(),
