@@ -47,12 +47,22 @@ def publish(settings: Settings) -> Publication:
         target.mkdir(parents=True)
         counts = {}
         for table in tables:
-            con.execute(f"copy marts.\"{table}\" to '{target / (table + '.parquet')}' (format parquet)")
-            counts[table] = con.execute(f'select count(*) from marts."{table}"').fetchall()[0][0]
+            # COPY takes no bound parameter for its file: the path (from configuration) is a literal
+            relation = f"marts.{_identifier(table)}"
+            con.execute(f"copy {relation} to {_literal(str(target / (table + '.parquet')))} (format parquet)")
+            counts[table] = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
     _point_current_at(settings.exports_dir, target)
     _replace_file(build, settings.duckdb_path)
     _prune(settings.exports_dir, keep=KEEP_EXPORT_SETS)
     return Publication(settings.duckdb_path, settings.exports_dir / "current", counts)
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _point_current_at(exports: Path, target: Path) -> None:

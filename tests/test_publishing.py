@@ -83,3 +83,22 @@ def test_a_reader_is_never_locked_out_nor_sees_a_partial_export(settings, sandbo
     rows = duckdb.sql(f"select count(*) from read_parquet('{current}/dora_metrics_daily.parquet')").fetchall()[0][0]
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         assert rows == con.execute("select count(*) from marts.dora_metrics_daily").fetchall()[0][0]
+
+
+def test_a_warehouse_path_with_quotes_publishes(tmp_path):
+    """The path comes from configuration; it reaches SQL (COPY ... TO) only as a quoted literal."""
+    from dora_pipeline.publish import publish
+    from dora_pipeline.settings import Settings
+
+    settings = Settings.from_path(tmp_path / "o'brien's \"data\"" / "dora.duckdb")
+    settings.build_path.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.build_path)) as con:
+        con.execute('create schema marts; create table marts."odd ""name""" as select 1 as x union all select 2')
+
+    publication = publish(settings)
+
+    assert publication.tables == {'odd "name"': 2}
+    exported = settings.exports_dir / "current" / 'odd "name".parquet'
+    assert duckdb.sql("select count(*) from read_parquet(?)", params=[str(exported)]).fetchall() == [(2,)]
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert con.execute('select sum(x) from marts."odd ""name"""').fetchall() == [(3,)]
