@@ -79,7 +79,7 @@ class EmulatorState:
         self.window: tuple[float, int] = (0.0, 0)  # start of the rate-limit window, requests in it
         self.over_quota = 0  # 429s answered because the window's quota was spent
         self.in_flight = self.most_in_flight = 0  # requests being answered at once
-        self._pages: dict[tuple, bytes] = {}
+        self.pages_served: dict[tuple, bytes] = {}  # the last page of each paginated list
 
     def draw_fault(self) -> str | None:
         return self.profile.draw(self._draws)
@@ -182,11 +182,10 @@ def with_faults(app, state: EmulatorState):
             state.in_flight -= 1
 
     async def _answer(scope, receive, send):
-        quota = _quota_headers(state)
-        if quota is not None and quota[1][1] == b"-1":
+        quota, over = _count_against_quota(state)
+        if over:
             state.over_quota += 1
-            headers = [(k, b"0" if k == b"ratelimit-remaining" else v) for k, v in quota]
-            await send({"type": "http.response.start", "status": 429, "headers": headers})
+            await send({"type": "http.response.start", "status": 429, "headers": quota})
             await send({"type": "http.response.body", "body": b"Retry later"})
             return
         fault = state.draw_fault()
@@ -238,7 +237,7 @@ def with_faults(app, state: EmulatorState):
                     state.injected[fault] += 1
                 out = out[: max(1, len(out) // 2)]
             headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
-            headers += [*(quota or []), (b"content-length", str(len(out)).encode())]
+            headers += [*quota, (b"content-length", str(len(out)).encode())]
             await send({**start, "headers": headers})
             if fault == "reset":  # half the promised body, then the connection is dropped
                 state.injected[fault] += 1
@@ -251,22 +250,23 @@ def with_faults(app, state: EmulatorState):
     return wrapped
 
 
-def _quota_headers(state: EmulatorState) -> list[tuple[bytes, bytes]] | None:
-    """Count this request against the rate-limit window; its `RateLimit-*` headers (remaining
-    -1: over the quota)."""
+def _count_against_quota(state: EmulatorState) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """Count this request against the rate-limit window: its `RateLimit-*` headers, and whether
+    it is over the window's quota (none of either when no window is set)."""
     limit = state.faults.requests_per_window
     if limit is None:
-        return None
+        return [], False
     size = state.faults.window_seconds
     start = math.floor(time.time() / size) * size
     used = (state.window[1] if state.window[0] == start else 0) + 1 + state.faults.quota_spent_by_others
     state.faults.quota_spent_by_others = 0
     state.window = (start, used)
-    return [
+    headers = [
         (b"ratelimit-limit", str(limit).encode()),
-        (b"ratelimit-remaining", str(max(-1, limit - used)).encode()),
+        (b"ratelimit-remaining", str(max(0, limit - used)).encode()),
         (b"ratelimit-reset", str(math.ceil(start + size)).encode()),
     ]
+    return headers, used > limit
 
 
 def _bad_data(scope, out: bytes, fault: str | None, state: EmulatorState) -> bytes:
@@ -277,8 +277,8 @@ def _bad_data(scope, out: bytes, fault: str | None, state: EmulatorState) -> byt
     page = dict(_query(scope)).get("page")
     if page is not None:
         where = (scope["path"], tuple(params))
-        earlier = state._pages.get(where)
-        state._pages[where] = out
+        earlier = state.pages_served.get(where)
+        state.pages_served[where] = out
         if fault == "repeat_page" and earlier is not None and page not in ("", "1"):
             state.injected[fault] += 1
             return earlier
