@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from dora_pipeline.refresh import RefreshOutcome
 from dora_pipeline.sandbox.server import Sandbox
-from dora_pipeline.sandbox.world import World
+from dora_pipeline.sandbox.world import DEFAULT_SERVICES, ServiceSpec, World
 from dora_pipeline.settings import Settings
 
 
@@ -31,6 +32,29 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def sandbox() -> Iterator[Sandbox]:
     with Sandbox.start() as box:
         yield box
+
+
+@pytest.fixture
+def extract(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """`extract(source, resource)`: every row of one resource from the sandbox, through a real dlt
+    pipeline with fresh incremental state each time."""
+    import dlt
+
+    from dora_pipeline.sources.registry import SOURCES
+
+    for name, value in sandbox.source_environment().items():
+        monkeypatch.setenv(name, value)
+    runs = iter(range(1000))
+
+    def run(source: str, resource: str) -> list[dict]:
+        pipeline = dlt.pipeline(f"extract_{next(runs)}", destination="duckdb", pipelines_dir=str(tmp_path))
+        pipeline.activate()
+        try:
+            return [row for row in SOURCES[source].build().with_resources(resource) if row]
+        finally:
+            pipeline.deactivate()
+
+    return run
 
 
 @pytest.fixture
@@ -60,26 +84,35 @@ class Refreshed:
     external: set
 
 
-@pytest.fixture(scope="session")
-def reference_refresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refreshed]:
-    """The expensive fixture: one refresh serving many assertions. Its environment is set only
-    while it builds, so the function-scoped fixtures of other tests see a clean one."""
-    from dora_pipeline.defs import build_definitions
+@contextmanager
+def sandbox_refresh(
+    root: Path, services: tuple[ServiceSpec, ...] = DEFAULT_SERVICES, env: dict[str, str] | None = None
+) -> Iterator[tuple[Settings, Sandbox, RefreshOutcome]]:
+    """One refresh of a sandbox organisation into `root`, configured as the demo configures it
+    (`env` adds to or overrides that), for fixtures shared by many tests. Its environment is set
+    only inside the block, so function-scoped fixtures see a clean one."""
     from dora_pipeline.refresh import run_refresh
 
-    root = tmp_path_factory.mktemp("reference")
-    with pytest.MonkeyPatch.context() as env, Sandbox.start() as box:
+    with pytest.MonkeyPatch.context() as patch, Sandbox.start(services=services) as box:
         for name in list(os.environ):
             if name.startswith(("SOURCES__", "DORA__")):
-                env.delenv(name)
-        env.setenv("DORA_DUCKDB_PATH", str(root / "warehouse" / "dora.duckdb"))
-        env.setenv("DAGSTER_HOME", str(root / "dagster"))
-        for name, value in box.source_environment().items():
-            env.setenv(name, value)
-        env.setenv("DORA__SERVICE_TEAMS", json.dumps(box.service_teams()))
+                patch.delenv(name)
+        patch.setenv("DORA_DUCKDB_PATH", str(root / "warehouse" / "dora.duckdb"))
+        patch.setenv("DAGSTER_HOME", str(root / "dagster"))
+        teams = {"DORA__SERVICE_TEAMS": json.dumps(box.service_teams())}
+        for name, value in {**box.source_environment(), **teams, **(env or {})}.items():
+            patch.setenv(name, value)
         settings = Settings.from_env()
+        yield settings, box, run_refresh(settings)
+
+
+@pytest.fixture(scope="session")
+def reference_refresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refreshed]:
+    """The expensive fixture: one refresh of the default organisation serving many assertions."""
+    from dora_pipeline.defs import build_definitions
+
+    with sandbox_refresh(tmp_path_factory.mktemp("reference")) as (settings, box, outcome):
         graph = build_definitions(settings).resolve_asset_graph()
-        outcome = run_refresh(settings)
         refreshed = Refreshed(
             settings=settings,
             world=box.world.view(box.as_of),

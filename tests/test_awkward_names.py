@@ -5,16 +5,13 @@ hundreds of characters load, name their services exactly, and give the ground tr
 from __future__ import annotations
 
 import json
-import os
 
 import duckdb
 import pytest
+from conftest import sandbox_refresh
 from warehouse_checks import differences
 
-from dora_pipeline.refresh import run_refresh
-from dora_pipeline.sandbox.server import Sandbox
 from dora_pipeline.sandbox.world import GEARSET, GITLAB, MULTITUDES, PRODUCTION, ServiceSpec
-from dora_pipeline.settings import Settings
 
 QUOTED = 'o\'brien "release" \\ train; drop table marts.deployments; --'
 UNICODE = "zahlungs-dienst-ü-東京-🚀"
@@ -36,19 +33,8 @@ TEAMS = {QUOTED: "it's-team", UNICODE: "チーム"}
 
 @pytest.fixture(scope="module")
 def awkward_refresh(tmp_path_factory):
-    root = tmp_path_factory.mktemp("awkward")
-    with pytest.MonkeyPatch.context() as env, Sandbox.start(services=SERVICES) as sandbox:
-        for name in list(os.environ):
-            if name.startswith(("SOURCES__", "DORA__")):
-                env.delenv(name)
-        env.setenv("DORA_DUCKDB_PATH", str(root / "dora.duckdb"))
-        env.setenv("DAGSTER_HOME", str(root / "dagster"))
-        for name, value in sandbox.source_environment().items():
-            env.setenv(name, value)
-        env.setenv("DORA__SERVICES", json.dumps(CATALOG))
-        env.setenv("DORA__SERVICE_TEAMS", json.dumps(TEAMS))
-        settings = Settings.from_env()
-        outcome = run_refresh(settings)
+    env = {"DORA__SERVICES": json.dumps(CATALOG), "DORA__SERVICE_TEAMS": json.dumps(TEAMS)}
+    with sandbox_refresh(tmp_path_factory.mktemp("awkward"), SERVICES, env) as (settings, sandbox, outcome):
         yield settings.duckdb_path, sandbox.world.view(sandbox.as_of), outcome
 
 

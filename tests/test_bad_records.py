@@ -10,14 +10,12 @@ import re
 from collections.abc import Callable
 from datetime import timedelta
 
-import dlt
 import duckdb
 import pytest
 from warehouse_checks import differences
 
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.sources import rejections
-from dora_pipeline.sources.registry import SOURCES
 
 EMULATOR = {"gearset": "gearset", "gearset_automation": "gearset"}
 
@@ -148,23 +146,6 @@ def breaking(path: str, key: str | None, change: Callable[[list], None]) -> Call
 
     mutate.done = done
     return mutate
-
-
-@pytest.fixture
-def extract(sandbox, monkeypatch, tmp_path):
-    for name, value in sandbox.source_environment().items():
-        monkeypatch.setenv(name, value)
-    runs = iter(range(1000))
-
-    def run(source: str, resource: str) -> list[dict]:
-        pipeline = dlt.pipeline(f"bad_{next(runs)}", destination="duckdb", pipelines_dir=str(tmp_path))
-        pipeline.activate()
-        try:
-            return [row for row in SOURCES[source].build().with_resources(resource) if row]
-        finally:
-            pipeline.deactivate()
-
-    return run
 
 
 CLEAN: dict[tuple[str, str], int] = {}

@@ -7,7 +7,6 @@ refreshes of one warehouse end with every mart identical to a fault-free refresh
 
 from __future__ import annotations
 
-import dlt
 import pytest
 from warehouse_checks import marts_fingerprint
 
@@ -88,24 +87,6 @@ def test_consecutive_refreshes_under_transient_faults_end_identical_to_a_fault_f
         differing = [t for t, found in marts_fingerprint(settings.duckdb_path).items() if expected.get(t) != found]
         assert differing == [] and len(expected) >= 15
     assert kinds_seen == set(TRANSIENT)
-
-
-@pytest.fixture
-def extract(sandbox, monkeypatch, tmp_path):
-    """Every row of one resource, through a real dlt pipeline with fresh state each time."""
-    for name, value in sandbox.source_environment().items():
-        monkeypatch.setenv(name, value)
-    runs = iter(range(1000))
-
-    def run(source: str, resource: str) -> list[dict]:
-        pipeline = dlt.pipeline(f"profile_{next(runs)}", destination="duckdb", pipelines_dir=str(tmp_path))
-        pipeline.activate()
-        try:
-            return [row for row in SOURCES[source].build().with_resources(resource) if row]
-        finally:
-            pipeline.deactivate()
-
-    return run
 
 
 @pytest.mark.parametrize(

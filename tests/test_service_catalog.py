@@ -6,17 +6,14 @@ tracking can be overridden per service in both directions."""
 from __future__ import annotations
 
 import json
-import os
 
 import duckdb
 import pytest
+from conftest import sandbox_refresh
 from warehouse_checks import differences
 
-from dora_pipeline.refresh import run_refresh
 from dora_pipeline.sandbox.ground_truth import is_counted, performance_measures
-from dora_pipeline.sandbox.server import Sandbox
 from dora_pipeline.sandbox.world import GITLAB, MULTITUDES, PRODUCTION, ServiceSpec
-from dora_pipeline.settings import Settings
 
 SERVICES = (
     # Two projects called `api` in different groups; search's tools record no failures.
@@ -54,19 +51,11 @@ TRACKING = {"billing-api": False, "search-api": True}
 @pytest.fixture(scope="module")
 def catalog_refresh(tmp_path_factory):
     """One refresh of a GitLab + Multitudes organisation with a catalog, shared by the tests."""
-    root = tmp_path_factory.mktemp("catalog")
-    with pytest.MonkeyPatch.context() as env, Sandbox.start(services=SERVICES) as sandbox:
-        for name in list(os.environ):
-            if name.startswith(("SOURCES__", "DORA__")):
-                env.delenv(name)
-        env.setenv("DORA_DUCKDB_PATH", str(root / "dora.duckdb"))
-        env.setenv("DAGSTER_HOME", str(root / "dagster"))
-        for name, value in sandbox.source_environment().items():
-            env.setenv(name, value)
-        env.setenv("DORA__SERVICES", json.dumps(CATALOG))
-        env.setenv("DORA__SERVICE_TEAMS", json.dumps({"billing/api": "billing", "search/api": "search"}))
-        settings = Settings.from_env()
-        run_refresh(settings)
+    env = {
+        "DORA__SERVICES": json.dumps(CATALOG),
+        "DORA__SERVICE_TEAMS": json.dumps({"billing/api": "billing", "search/api": "search"}),
+    }
+    with sandbox_refresh(tmp_path_factory.mktemp("catalog"), SERVICES, env) as (settings, sandbox, _):
         yield settings.duckdb_path, sandbox.world.view(sandbox.as_of)
 
 
