@@ -16,7 +16,12 @@ from dagster import AssetKey
 from warehouse_checks import differences, mart_rows, string_values_containing, table_fingerprint
 
 from dora_pipeline.refresh import run_refresh
-from dora_pipeline.sandbox.ground_truth import failure_tracking, is_counted, performance_measures
+from dora_pipeline.sandbox.ground_truth import (
+    failure_tracking,
+    is_counted,
+    performance_measures,
+    performance_sample_sizes,
+)
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF, build_world
 from dora_pipeline.sources.registry import SOURCES
 
@@ -63,14 +68,25 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
     truth = Counter(d.service for d in view.deployments if is_counted(d))
     assert counted == dict(truth)
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        levels = {
-            (r[0], r[1], r[2]): r[3]
-            for r in con.execute("select scope_level, scope, metric, value from marts.performance_levels").fetchall()
+        measured = {
+            (r[0], r[1], r[2]): r[3:]
+            for r in con.execute(
+                "select scope_level, scope, metric, value, previous_value, sample_size, previous_sample_size "
+                "from marts.performance_levels"
+            ).fetchall()
         }
-    expected = performance_measures(view)
-    assert set(levels) == set(expected)
-    for key, value in expected.items():
-        assert levels[key] == (None if value is None else pytest.approx(value)), key
+    # The window, the window before it (the report's change arrows) and what each is computed from.
+    columns = [
+        performance_measures(view),
+        performance_measures(view, windows_back=1),
+        performance_sample_sizes(view),
+        performance_sample_sizes(view, windows_back=1),
+    ]
+    expected = {key: tuple(column[key] for column in columns) for key in columns[0]}
+    assert set(measured) == set(expected)
+    for key, values in expected.items():
+        assert measured[key] == tuple(None if v is None else pytest.approx(v) for v in values), key
+    assert any(previous != value for value, previous, *_ in measured.values() if previous is not None)
 
     # Backlog changes keep their plain durations beside the reason they are left out (Gearset lists
     # every change of a deployment with its timestamps; GitLab and GitClear only those in the window).

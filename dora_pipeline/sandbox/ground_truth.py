@@ -119,12 +119,33 @@ def performance_measures(
     window_days: int = 90,
     severity_threshold: int | None = None,
     configured_tracking: dict[str, bool] | None = None,
+    windows_back: int = 0,
 ) -> dict:
     """The four measures per (scope_level, scope, metric) over the trailing window that ends at
-    the end of the day of the latest counted deployment, as `int_performance_measures` defines.
-    The failure measures are None for a scope none of whose services tracks failures."""
+    the end of the day of the latest counted deployment, as `int_performance_measures` defines
+    (`windows_back=1`: the window of the same length before it). The failure measures are None
+    for a scope none of whose services tracks failures."""
+    measured = _performance(world, window_days, severity_threshold, configured_tracking, windows_back)
+    return {key: value for key, (value, _) in measured.items()}
+
+
+def performance_sample_sizes(world: World, window_days: int = 90, windows_back: int = 0) -> dict:
+    """What each of `performance_measures` is computed from: counted deployments, counted
+    deployments of services tracking failures, changes in the lead time, resolved failures."""
+    measured = _performance(world, window_days, None, None, windows_back)
+    return {key: size for key, (_, size) in measured.items()}
+
+
+def _performance(
+    world: World,
+    window_days: int,
+    severity_threshold: int | None,
+    configured_tracking: dict[str, bool] | None,
+    windows_back: int,
+) -> dict[tuple, tuple[float | None, int | None]]:
     counted = sorted((d for d in world.deployments if is_counted(d)), key=lambda d: d.deployed_at)
     end = datetime.combine(counted[-1].deployed_at.date() + timedelta(days=1), datetime.min.time(), UTC)
+    end -= timedelta(days=window_days * windows_back)
     start = end - timedelta(days=window_days)
     teams = {s.name: s.team for s in world.services}
     exposes_changes = {s.name for s in world.services if s.exposes_changes}
@@ -165,15 +186,17 @@ def performance_measures(
         scope_recoveries = [v for service, v in recoveries if member(scope, service)]
         tracking = any(member(scope, s) for s in tracked)
         tracked_deployments = [d for d in deployments if d.service in tracked]
-        measures[(*scope, "deployment_frequency")] = len(deployments) / window_days
+        measures[(*scope, "deployment_frequency")] = (len(deployments) / window_days, len(deployments))
         measures[(*scope, "change_failure_rate")] = (
             sum(d.deployment_id in failed for d in tracked_deployments) / len(tracked_deployments)
             if tracking and tracked_deployments
-            else None
+            else None,
+            len(tracked_deployments) if tracking else None,
         )
-        measures[(*scope, "lead_time")] = percentile(scope_leads, 0.5) if scope_leads else None
+        measures[(*scope, "lead_time")] = (percentile(scope_leads, 0.5) if scope_leads else None, len(scope_leads))
         measures[(*scope, "recovery_time")] = (
-            percentile(scope_recoveries, 0.5) if tracking and scope_recoveries else None
+            percentile(scope_recoveries, 0.5) if tracking and scope_recoveries else None,
+            len(scope_recoveries) if tracking else None,
         )
     return measures
 

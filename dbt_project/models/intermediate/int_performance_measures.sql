@@ -3,8 +3,11 @@
 -- deployment), from the records: deployments per day, median lead time, change failure rate,
 -- median failed deployment recovery time (time to restore for the 2021 bands). The two failure
 -- measures are null for a scope none of whose services tracks failures, and the change failure
--- rate divides by the counted deployments of the services that do.
+-- rate divides by the counted deployments of the services that do. Each measure also carries its
+-- sample size and the same measure over the window before (for the report's change arrows).
 {% set window_days = var('performance_window_days') %}
+{% set recovery_column = 'failures.time_to_restore_seconds' if var('benchmark_year') == 2021
+    else 'failures.recovery_time_seconds' %}
 with deployments as (
     select * from {{ ref('int_deployments') }} where is_counted
 ),
@@ -14,7 +17,9 @@ window_end as (
 ),
 
 bounds as (
-    select ends - {{ window_days }} as starts, ends from window_end
+    select 'current' as period, ends - {{ window_days }} as starts, ends from window_end
+    union all
+    select 'previous', ends - 2 * {{ window_days }}, ends - {{ window_days }} from window_end
 ),
 
 scopes as (
@@ -36,11 +41,13 @@ scope_tracking as (
 
 deployment_stats as (
     select
-        scopes.scope_level, scopes.scope,
+        scopes.scope_level, scopes.scope, bounds.period,
         count(deployments.deployment_id) / {{ window_days }} as deployment_frequency,
+        count(deployments.deployment_id) as deployments_n,
         count(failed.deployment_id)
             / nullif(count(deployments.deployment_id) filter (where deployments.tracks_failures), 0)
-            as change_failure_rate
+            as change_failure_rate,
+        count(deployments.deployment_id) filter (where deployments.tracks_failures) as tracked_deployments_n
     from scopes
     cross join bounds
     left join deployments
@@ -54,7 +61,10 @@ deployment_stats as (
 ),
 
 lead_stats as (
-    select scopes.scope_level, scopes.scope, median({{ counted_duration('changes.lead_time') }}) as lead_time
+    select
+        scopes.scope_level, scopes.scope, bounds.period,
+        median({{ counted_duration('changes.lead_time') }}) as lead_time,
+        count({{ counted_duration('changes.lead_time') }}) as lead_time_n
     from scopes
     cross join bounds
     inner join {{ ref('int_changes') }} as changes
@@ -65,9 +75,9 @@ lead_stats as (
 
 recovery_stats as (
     select
-        scopes.scope_level, scopes.scope,
-        median({{ 'failures.time_to_restore_seconds' if var('benchmark_year') == 2021 else 'failures.recovery_time_seconds' }})
-            as recovery_time
+        scopes.scope_level, scopes.scope, bounds.period,
+        median({{ recovery_column }}) as recovery_time,
+        count({{ recovery_column }}) as recovery_time_n
     from scopes
     cross join bounds
     inner join {{ ref('int_failures') }} as failures
@@ -77,20 +87,40 @@ recovery_stats as (
 ),
 
 measured as (
-    select deployment_stats.scope_level, deployment_stats.scope, metric, value, scope_tracking.tracks_failures
+    select
+        deployment_stats.scope_level, deployment_stats.scope, deployment_stats.period, metric, value, sample_size,
+        scope_tracking.tracks_failures
     from deployment_stats
     inner join scope_tracking using (scope_level, scope)
-    left join lead_stats using (scope_level, scope)
-    left join recovery_stats using (scope_level, scope)
+    left join lead_stats using (scope_level, scope, period)
+    left join recovery_stats using (scope_level, scope, period)
     cross join lateral (
         values
-            ('deployment_frequency', deployment_stats.deployment_frequency),
-            ('lead_time', lead_stats.lead_time),
-            ('change_failure_rate', case when scope_tracking.tracks_failures then deployment_stats.change_failure_rate end),
-            ('recovery_time', case when scope_tracking.tracks_failures then recovery_stats.recovery_time end)
-    ) as metrics(metric, value)
+            ('deployment_frequency', deployment_stats.deployment_frequency, deployment_stats.deployments_n),
+            ('lead_time', lead_stats.lead_time, coalesce(lead_stats.lead_time_n, 0)),
+            (
+                'change_failure_rate',
+                case when scope_tracking.tracks_failures then deployment_stats.change_failure_rate end,
+                case when scope_tracking.tracks_failures then deployment_stats.tracked_deployments_n end
+            ),
+            (
+                'recovery_time',
+                case when scope_tracking.tracks_failures then recovery_stats.recovery_time end,
+                case when scope_tracking.tracks_failures then coalesce(recovery_stats.recovery_time_n, 0) end
+            )
+    ) as metrics(metric, value, sample_size)
 )
 
-select measured.*, bounds.starts as window_start, bounds.ends - 1 as window_end
-from measured
-cross join bounds
+select
+    current.scope_level, current.scope, current.metric, current.value, current.sample_size,
+    previous.value as previous_value, previous.sample_size as previous_sample_size,
+    current.tracks_failures,
+    bounds.starts as window_start, bounds.ends - 1 as window_end
+from measured as current
+inner join bounds on bounds.period = 'current'
+left join measured as previous
+    on previous.period = 'previous'
+    and previous.scope_level = current.scope_level
+    and previous.scope = current.scope
+    and previous.metric = current.metric
+where current.period = 'current'

@@ -40,7 +40,8 @@ scored as (
 chosen as (
     select scope_level, scope, metric,
         arg_min(level, (distance, case when contains then level_rank else -level_rank end)) as level,
-        arg_min(published, (distance, case when contains then level_rank else -level_rank end)) as band
+        arg_min(published, (distance, case when contains then level_rank else -level_rank end)) as band,
+        bool_or(contains) as within_band
     from scored
     group by all
 )
@@ -56,6 +57,10 @@ select
         else chosen.level
     end as level,
     chosen.band,
+    chosen.within_band,
+    measured.sample_size,
+    measured.previous_value,
+    measured.previous_sample_size,
     {{ var('benchmark_year') }} as benchmark_year,
     measured.window_start,
     measured.window_end
