@@ -121,7 +121,7 @@ def performance_measures(
     configured_tracking: dict[str, bool] | None = None,
     windows_back: int = 0,
 ) -> dict:
-    """The four measures per (scope_level, scope, metric) over the trailing window that ends at
+    """The five measures per (scope_level, scope, metric) over the trailing window that ends at
     the end of the day of the latest counted deployment, as `int_performance_measures` defines
     (`windows_back=1`: the window of the same length before it). The failure measures are None
     for a scope none of whose services tracks failures."""
@@ -192,6 +192,10 @@ def _performance(
             if tracking and tracked_deployments
             else None,
             len(tracked_deployments) if tracking else None,
+        )
+        measures[(*scope, "rework_rate")] = (
+            sum(d.is_fix or d.is_rollback for d in deployments) / len(deployments) if deployments else None,
+            len(deployments),
         )
         measures[(*scope, "lead_time")] = (percentile(scope_leads, 0.5) if scope_leads else None, len(scope_leads))
         measures[(*scope, "recovery_time")] = (

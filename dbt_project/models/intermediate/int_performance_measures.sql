@@ -1,7 +1,8 @@
--- The four DORA measures of every service, team and the whole organisation over a trailing
+-- The five DORA measures of every service, team and the whole organisation over a trailing
 -- window (var `performance_window_days`, default 90, ending on the day of the latest counted
 -- deployment), from the records: deployments per day, median lead time, change failure rate,
--- median failed deployment recovery time (time to restore for the 2021 bands). The two failure
+-- median failed deployment recovery time (time to restore for the 2021 bands) and the rework
+-- rate (fixes and rollbacks among counted deployments; DORA publishes no bands for it). The two failure
 -- measures are null for a scope none of whose services tracks failures, and the change failure
 -- rate divides by the counted deployments of the services that do. Each measure also carries its
 -- sample size and the same measure over the window before (for the report's change arrows).
@@ -44,6 +45,8 @@ deployment_stats as (
         scopes.scope_level, scopes.scope, bounds.period,
         count(deployments.deployment_id) / {{ window_days }} as deployment_frequency,
         count(deployments.deployment_id) as deployments_n,
+        count(deployments.deployment_id) filter (where deployments.is_fix or deployments.is_rollback)
+            / nullif(count(deployments.deployment_id), 0) as rework_rate,
         count(failed.deployment_id)
             / nullif(count(deployments.deployment_id) filter (where deployments.tracks_failures), 0)
             as change_failure_rate,
@@ -98,6 +101,7 @@ measured as (
         values
             ('deployment_frequency', deployment_stats.deployment_frequency, deployment_stats.deployments_n),
             ('lead_time', lead_stats.lead_time, coalesce(lead_stats.lead_time_n, 0)),
+            ('rework_rate', deployment_stats.rework_rate, deployment_stats.deployments_n),
             (
                 'change_failure_rate',
                 case when scope_tracking.tracks_failures then deployment_stats.change_failure_rate end,
