@@ -231,14 +231,12 @@ def report(output: str | None, warehouse: Path | None) -> None:
 @main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def ui(dagster_args: tuple[str, ...]) -> None:
-    """Open the Dagster UI (`dagster dev -w workspace.yaml`) with this warehouse's instance."""
-    from dora_pipeline.settings import PACKAGE_DIR
-
+    """Open the Dagster UI (`dagster dev`) on dora_pipeline.definitions with this warehouse's instance."""
     settings = Settings.from_env()
     settings.export()  # DAGSTER_HOME with telemetry off, before Dagster starts
     dagster = Path(sys.executable).parent / "dagster"
-    workspace = PACKAGE_DIR.parent / "workspace.yaml"
-    os.execv(str(dagster), [str(dagster), "dev", "-w", str(workspace), *dagster_args])
+    # The module rather than workspace.yaml: an installed package has no checkout around it.
+    os.execv(str(dagster), [str(dagster), "dev", "-m", "dora_pipeline.definitions", *dagster_args])
 
 
 @main.command()

@@ -15,7 +15,15 @@ os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DBT_PROJECT_DIR = Path(os.environ.get("DORA_DBT_PROJECT_DIR", PACKAGE_DIR.parent / "dbt_project")).resolve()
+# An installed wheel carries the dbt project inside the package (setup.py); a checkout keeps it at
+# the top of the repository.
+_PACKAGED_DBT_PROJECT = PACKAGE_DIR / "dbt_project"
+DBT_PROJECT_DIR = Path(
+    os.environ.get(
+        "DORA_DBT_PROJECT_DIR",
+        _PACKAGED_DBT_PROJECT if _PACKAGED_DBT_PROJECT.is_dir() else PACKAGE_DIR.parent / "dbt_project",
+    )
+).resolve()
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
 

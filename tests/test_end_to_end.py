@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import sysconfig
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,14 +29,54 @@ from dora_pipeline.sources.registry import SOURCES
 LOOKBACK = timedelta(days=30)  # the source's default look-back
 
 
-def test_demo_command_builds_marts_equal_to_ground_truth(tmp_path: Path):
+def installed_wheel(tmp_path: Path) -> Path:
+    """A venv holding dora-pipeline as `pip install` of the wheel built from this checkout puts it:
+    no editable install and no checkout in reach, so the package must carry its dbt project and
+    templates. Its dependencies are this environment's (a `.pth` line, which adds the folder
+    without running the editable install's hook there), not downloaded again."""
+    root = Path(__file__).resolve().parents[1]
+    wheels, venv = tmp_path / "wheels", tmp_path / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(root)],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], capture_output=True, text=True
+    ).stdout.strip()
+    (Path(site) / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    (wheel,) = wheels.glob("dora_pipeline-*.whl")
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)], check=True, capture_output=True
+    )
+    return venv
+
+
+def test_demo_from_the_built_wheel_prints_progress_and_builds_marts_equal_to_ground_truth(tmp_path: Path):
+    venv = installed_wheel(tmp_path)
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import dora_pipeline.settings as s; print(s.DBT_PROJECT_DIR)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    assert where.startswith(str(venv)) and where.endswith("dora_pipeline/dbt_project"), where
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DORA__"))}
     env |= {"DORA_DUCKDB_PATH": str(tmp_path / "demo.duckdb"), "DAGSTER_HOME": str(tmp_path / "dagster")}
-    cli = Path(sys.executable).parent / "dora-pipeline"
-    done = subprocess.run([str(cli), "demo"], env=env, capture_output=True, text=True, timeout=600)
+    run_in = tmp_path / "elsewhere"
+    run_in.mkdir()
+    done = subprocess.run(
+        [str(venv / "bin" / "dora-pipeline"), "demo"], env=env, cwd=run_in, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "assets materialised" in done.stdout
     assert "billing-api" in done.stdout and str(tmp_path / "demo.duckdb") in done.stdout
+    printed = (done.stdout + done.stderr).splitlines()
+    assert len(printed) < 60, printed  # progress and the summary, not dbt's per-node lines
+    assert any(line.strip().startswith("extract and load gitlab") for line in printed)
 
     truth_world = build_world().view(DEFAULT_AS_OF)
     for grain in ("day", "week", "month"):
