@@ -1,6 +1,6 @@
 """Emulator of Gearset's Reporting API v3 and Automation API over the simulated history.
 
-Implements `shared/api-contracts.md` section 1: `Authorization: token <TOKEN>` and `Api-Version: 3`
+Implements `docs/sources.md` section 1: `Authorization: token <TOKEN>` and `Api-Version: 3`
 on every request; pipelines and environments; the asynchronous deployments operation (POST with
 query parameters and no body -> `Running` for `running_polls` polls -> `Succeeded` or `Failed`
 -> result fetched by status id or result id). Inferred field names (deployment `Id`, bug `Id` and

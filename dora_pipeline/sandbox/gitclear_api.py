@@ -1,4 +1,4 @@
-"""Emulator of the GitClear API v1 reads: Audits and Reports (`shared/api-contracts.md` §3).
+"""Emulator of the GitClear API v1 reads: Audits and Reports (`docs/sources.md` §3).
 
 `GET /api/v1/audits?resource_path&resource_type=pull_requests|commits|tags&start_date&end_date&page`
 answers `{"<resource_type>": [...], "page", "per_page": 50, "total_count"}`; the date range

@@ -1,4 +1,4 @@
-"""Emulator of the GitLab REST API v4 endpoints dora-pipeline reads (`shared/api-contracts.md` §4).
+"""Emulator of the GitLab REST API v4 endpoints dora-pipeline reads (`docs/sources.md` §4).
 
 Served: `/projects/:id` (numeric or URL-encoded path), `/environments` (the only place with a
 `tier`), `/deployments` (no top-level `finished_at`: it is `deployable.finished_at`; status moves

@@ -1,6 +1,6 @@
 """The DORA metrics of a simulated history, computed in plain Python from the simulation's truth.
 
-This is the independent second implementation of `shared/dora-definitions.md` that the tests
+This is the independent second implementation of `docs/metrics.md` that the tests
 hold the dbt marts against: it reads the `World` objects (never API payloads, never SQL) and
 shares no code with the models.
 """

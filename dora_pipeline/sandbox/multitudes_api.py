@@ -1,4 +1,4 @@
-"""Emulator of the Multitudes Deployments API, `GET /deployments` (`shared/api-contracts.md` §5).
+"""Emulator of the Multitudes Deployments API, `GET /deployments` (`docs/sources.md` §5).
 
 Multitudes has one record per deployment POSTed by CI: the merge SHAs of its pull requests plus
 the released revision, the environment name, `deployedAt`, `tags` and `isTest`. It keeps no

@@ -1,4 +1,4 @@
-"""dlt source for the Gearset Reporting API v3 (`shared/api-contracts.md`, section 1).
+"""dlt source for the Gearset Reporting API v3 (`docs/sources.md`, section 1).
 
 Resources and tables (dataset `raw_gearset`):
 - `pipelines`, `environments`: merged on `id` every run (small).

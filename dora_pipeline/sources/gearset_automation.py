@@ -1,4 +1,4 @@
-"""dlt source for the Gearset Automation API's CI jobs (`shared/api-contracts.md`, section 2).
+"""dlt source for the Gearset Automation API's CI jobs (`docs/sources.md`, section 2).
 
 What the API can tell: a job's current `State` (`Idle`/`Running`), snapshotted each refresh into
 `ci_job_status_history`, and, through the Reporting API v2 CI-job-runs report (async,

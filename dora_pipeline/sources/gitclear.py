@@ -1,4 +1,4 @@
-"""dlt source for the GitClear API v1 (`shared/api-contracts.md`, section 3), dataset `raw_gitclear`.
+"""dlt source for the GitClear API v1 (`docs/sources.md`, section 3), dataset `raw_gitclear`.
 
 Tables: `pull_requests`, `commits` and `tags` from the Audits API (50 records a page, a date range
 per request; incremental on the record's main date with a `lookback_days` lag, because a pull

@@ -1,4 +1,4 @@
-"""dlt source for GitLab REST API v4 (`shared/api-contracts.md`, section 4), dataset `raw_gitlab`.
+"""dlt source for GitLab REST API v4 (`docs/sources.md`, section 4), dataset `raw_gitlab`.
 
 Tables: `projects`, `environments` (the only place a tier is exposed), `deployments`
 (incremental on `updated_at` with `order_by=updated_at`, so status changes running -> success are

@@ -1,4 +1,4 @@
-"""dlt source for the Multitudes Deployments API (`shared/api-contracts.md`, section 5).
+"""dlt source for the Multitudes Deployments API (`docs/sources.md`, section 5).
 
 Table `raw_multitudes.deployments`: every record of `GET /deployments` with `includeTests=true`
 (tests are kept raw and excluded from metrics downstream), merged on `id`. Records come newest
