@@ -66,6 +66,10 @@ FAULTS = click.option(
     "(kinds, weights and timings: see dora_pipeline/sandbox/fault_profile.py).",
 )
 
+VERBOSE = click.option(
+    "--verbose", is_flag=True, help="Also print dbt's line per model and test (otherwise in data/logs/refresh.log)."
+)
+
 WAREHOUSE = click.option(
     "--warehouse",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -85,10 +89,10 @@ def _published(warehouse: Path | None) -> Settings:
 
 
 @contextmanager
-def _build_log(settings: Settings, debug: bool) -> Iterator[None]:
+def _build_log(settings: Settings, shown: bool) -> Iterator[None]:
     """dbt's line per model and test (hundreds) goes to `<data>/logs/refresh.log`, not the
-    terminal; `--debug` shows it."""
-    if debug:
+    terminal; `--verbose` and `--debug` show it."""
+    if shown:
         yield
         return
     path = settings.build_log_path
@@ -124,8 +128,9 @@ def main() -> None:
 @click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
 @COPIES
 @FAULTS
-@click.option("--debug", is_flag=True, help="Show full tracebacks.")
-def demo(seed: int | None, as_of: datetime | None, copies: int, faults, debug: bool) -> None:
+@VERBOSE
+@click.option("--debug", is_flag=True, help="Show full tracebacks and Dagster's own log.")
+def demo(seed: int | None, as_of: datetime | None, copies: int, faults, verbose: bool, debug: bool) -> None:
     """Run dora_refresh end to end against the sandbox APIs on loopback."""
     from dora_pipeline.refresh import run_refresh
     from dora_pipeline.sandbox.server import Sandbox
@@ -142,7 +147,7 @@ def demo(seed: int | None, as_of: datetime | None, copies: int, faults, debug: b
                 click.echo(f"  {name:<10} {server.base_url}")
             os.environ.update(sandbox.source_environment())
             os.environ["DORA__SERVICE_TEAMS"] = json.dumps(sandbox.service_teams())
-            with _build_log(settings, debug):
+            with _build_log(settings, verbose or debug):
                 outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL", progress=not debug)
     except Exception as exc:  # noqa: BLE001 - the CLI turns every failure into one line
         _fail(exc, debug)
@@ -155,8 +160,9 @@ def demo(seed: int | None, as_of: datetime | None, copies: int, faults, debug: b
 
 
 @main.command()
-@click.option("--debug", is_flag=True, help="Show full tracebacks.")
-def run(debug: bool) -> None:
+@VERBOSE
+@click.option("--debug", is_flag=True, help="Show full tracebacks and Dagster's own log.")
+def run(verbose: bool, debug: bool) -> None:
     """Run dora_refresh against the real APIs configured in .dlt/ or SOURCES__* variables."""
     from dora_pipeline.catalog import load_catalog
     from dora_pipeline.refresh import run_refresh
@@ -176,7 +182,7 @@ def run(debug: bool) -> None:
         for name in configured_sources():
             SOURCES[name].build()  # resolves configuration: a missing key fails here, before any request
         load_catalog()
-        with _build_log(settings, debug):
+        with _build_log(settings, verbose or debug):
             outcome = run_refresh(settings, log_level="DEBUG" if debug else "CRITICAL", progress=not debug)
     except Exception as exc:  # noqa: BLE001
         _fail(exc, debug)

@@ -76,7 +76,12 @@ def test_demo_from_the_built_wheel_prints_progress_and_builds_marts_equal_to_gro
     assert "billing-api" in done.stdout and str(tmp_path / "demo.duckdb") in done.stdout
     printed = (done.stdout + done.stderr).splitlines()
     assert len(printed) < 60, printed  # progress and the summary, not dbt's per-node lines
-    assert any(line.strip().startswith("extract and load gitlab") for line in printed)
+    # Progress: each source with its requests and rows, then dbt's layers with models and tests.
+    for name in SOURCES:
+        line = next(line for line in printed if line.strip().startswith(f"extract and load {name} "))
+        assert "done" in line and " requests " in line and line.endswith(" rows"), line
+    for layer in ("staging", "intermediate", "marts", "reconciliation"):
+        assert any(line.split()[:1] == [layer] and "tests passed" in line for line in printed), layer
 
     truth_world = build_world().view(DEFAULT_AS_OF)
     for grain in ("day", "week", "month"):

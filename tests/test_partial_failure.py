@@ -67,11 +67,15 @@ def test_a_failing_source_leaves_the_others_loaded_and_published(settings, sandb
         )
 
     # 1. First run with GitLab unreachable: the other four load; GitLab's tables exist, empty.
-    done = _run_cli(SOURCES__GITLAB__BASE_URL=f"http://127.0.0.1:{_closed_port()}/api/v4")
+    done = _run_cli(
+        SOURCES__GITLAB__BASE_URL=f"http://127.0.0.1:{_closed_port()}/api/v4",
+        SOURCES__GITLAB__RETRY_BACKOFF_SECONDS="0.05",  # every attempt still made, only sooner
+    )
     assert done.returncode == 1, done.stderr[-2000:]
     errors = _errors(done)
     assert len(errors) == 1 and "source gitlab failed" in errors[0] and "could not reach" in errors[0], errors
     assert "it has no data yet" in errors[0]
+    assert "127.0.0.1:" in errors[0]  # the host it could not reach
     assert "hint: check SOURCES__GITLAB__BASE_URL" in done.stderr
     assert "billing-api" in done.stdout  # the summary of the published warehouse
     assert _counted_by_service(settings.duckdb_path, gitlab_services) == truth(sandbox.as_of)
@@ -108,7 +112,9 @@ def test_a_failing_source_leaves_the_others_loaded_and_published(settings, sandb
             con.execute("select distinct source, source_status, source_data_as_of from marts.data_quality").fetchall()
         )
     assert ("gitlab", "failed", loaded_at) in statuses
-    assert "<b>gitlab</b>: its latest extraction failed" in settings.report_path.read_text()
+    report = settings.report_path.read_text()
+    assert f"<b>gitlab</b> latest extraction failed; data from {loaded_at:%Y-%m-%d %H:%M}" in report
+    assert '<span class="chip failed"' in report and 'role="alert"' in report
     assert {source for source, status, _ in statuses if status == "succeeded"} == {
         "gearset",
         "multitudes",

@@ -12,7 +12,9 @@ copied into an error or a log line.
 from __future__ import annotations
 
 import ipaddress
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
@@ -25,6 +27,16 @@ import tenacity
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+_REQUESTS_SENT: Counter[str] = Counter()
+_REQUESTS_LOCK = threading.Lock()
+
+
+def requests_sent(source: str) -> int:
+    """HTTP requests this process has sent for `source`, retries included (the progress line)."""
+    with _REQUESTS_LOCK:
+        return _REQUESTS_SENT[source]
 
 
 class SourceError(Exception):
@@ -251,9 +263,12 @@ class ApiClient:
         except _Undecodable:
             raise SourceError(self.source, f"{what} answered a body that is not JSON (after retries)") from None
         except httpx.TransportError as exc:
-            raise SourceError(self.source, f"{what} could not reach the server: {type(exc).__name__}") from None
+            host = self._client.base_url.netloc.decode()
+            raise SourceError(self.source, f"{what} could not reach {host}: {type(exc).__name__}") from None
 
     def _send(self, method: str, path: str, params: Any, headers: dict | None) -> tuple[Any, httpx.Headers]:
+        with _REQUESTS_LOCK:
+            _REQUESTS_SENT[self.source] += 1
         response = self._client.request(method, path, params=params, headers=headers)
         if response.status_code in RETRYABLE_STATUS:
             raise _Retryable(response)

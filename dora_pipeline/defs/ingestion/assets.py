@@ -13,7 +13,14 @@ run, naming the source (see `publishing/assets.py`).
 from datetime import UTC, datetime
 
 import dlt
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, AssetSpec, MaterializeResult
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+)
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.sources import DltSource
@@ -23,7 +30,7 @@ from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
 from dora_pipeline.sources import rejections
 from dora_pipeline.sources.batches import schema_marker
-from dora_pipeline.sources.http import user_message
+from dora_pipeline.sources.http import requests_sent, user_message
 from dora_pipeline.sources.registry import SOURCES
 
 # dlt writes load packages as Parquet (through pyarrow) rather than its default SQL INSERT
@@ -89,6 +96,7 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
         started = datetime.now(UTC)
         rejections.drain(name)  # nothing left from an earlier attempt in this process
         rejections.watch_for(name, source_runs.still_rejected(settings.build_path, name))
+        sent_before = requests_sent(name)
         try:
             results = list(dlt.run(context=context, dlt_source=spec.build(), loader_file_format=LOADER_FILE_FORMAT))
         except Exception as exc:  # noqa: BLE001 - any failure of one source leaves the others to load
@@ -109,6 +117,12 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
         source_runs.record_rejections(settings.build_path, context.run_id, rejected)
         if rejected:
             context.log.warning(f"{name}: {len(rejected)} records could not be loaded and were set aside")
-        yield from results
+        # Every table of the source carries the step's request count (the progress line reads it).
+        sent = requests_sent(name) - sent_before
+        for result in results:
+            yield MaterializeResult(
+                asset_key=result.asset_key,
+                metadata={**(result.metadata or {}), "source_requests": MetadataValue.int(sent)},
+            )
 
     return load_raw
