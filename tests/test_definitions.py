@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+from pathlib import Path
 
-from dagster import AssetKey
+from dagster import AssetKey, DefaultScheduleStatus
 
 from dora_pipeline.defs import build_definitions
 from dora_pipeline.defs.warehouse.project import dbt_executable
@@ -61,6 +64,7 @@ def test_dbt_tests_are_asset_checks_and_the_refresh_is_scheduled(settings):
     job = defs.resolve_job_def("dora_refresh")
     assert job.executor_def.name == "in_process"
     assert [s.job_name for s in defs.schedules] == ["dora_refresh"]
+    assert defs.schedules[0].default_status == DefaultScheduleStatus.STOPPED  # as the README says
 
 
 def test_dbt_docs_generate_offline_and_every_model_and_column_is_described(settings, tmp_path):
@@ -108,3 +112,17 @@ def test_dbt_assets_are_grouped_by_layer(settings):
     }
     assert {key: graph.get(AssetKey(list(key))).group_name for key in groups} == groups
     assert "default" not in {graph.get(k).group_name for k in graph.materializable_asset_keys}
+
+
+def test_dg_loads_the_same_definitions(tmp_path):
+    """The modern `dg` workflow (pyproject's [tool.dg]) beside workspace.yaml: `dg check defs` loads
+    dora_pipeline.definitions, and `dg list defs` shows the job and its schedule."""
+    dg = Path(sys.executable).parent / "dg"
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    checked = subprocess.run([str(dg), "check", "defs"], cwd=root, env=env, capture_output=True, text=True)
+    assert checked.returncode == 0 and "All definitions loaded successfully" in checked.stdout, checked.stderr[-2000:]
+    listed = subprocess.run([str(dg), "list", "defs", "--json"], cwd=root, env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert "dora_refresh_daily" in listed.stdout and "dora_refresh" in listed.stdout
