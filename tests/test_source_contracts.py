@@ -312,3 +312,37 @@ def test_gitlab_reads_the_merge_requests_of_production_deployments_only(sandbox)
     }
     assert rows and asked == production
     assert {str(r["deployment_id"]) for r in rows} <= production
+
+
+def test_gitlab_reads_a_merge_requests_commits_once_even_when_it_is_touched_again(sandbox, tmp_path, fresh_pipeline):
+    """A merged MR's commits no longer change: a later run asks only new MRs for theirs. An MR listed
+    again (touched by a comment or a label, or inside the look-back, as here) keeps its first-commit
+    time from the warehouse."""
+    warehouse = tmp_path / "commits.duckdb"
+    pipeline = dlt.pipeline("commits_once", destination=dlt.destinations.duckdb(str(warehouse)), dataset_name="g")
+    state = sandbox.states["gitlab"]
+
+    def run(**settings) -> tuple[set[str], int, dict]:
+        mark = len(state.requests)
+        try:  # resource state persists across real runs only
+            pipeline.run(gitlab(sandbox, **settings).with_resources("merge_requests"))
+        finally:
+            fresh_pipeline.activate()
+        paths = [r["path"] for r in state.requests[mark:]]
+        with pipeline.sql_client() as client:
+            rows = client.execute_sql("select project_id, iid, first_commit_at from merge_requests")
+        loaded = {(project, iid): first_commit for project, iid, first_commit in rows}
+        listed = pipeline.last_trace.last_normalize_info.row_counts["merge_requests"]
+        return {p for p in paths if p.endswith("/commits")}, listed, loaded
+
+    first_commits, _, first = run()
+    assert first and len(first_commits) == len(first)  # every MR's commits, once
+    assert any(first.values())
+
+    sandbox.set_as_of(sandbox.as_of + timedelta(days=3))
+    second_commits, listed, second = run(lookback_hours=24 * 20)  # 20 days of merged MRs listed again
+    new = set(second) - set(first)
+    assert new and listed > 3 * len(new)  # three more days of merges, and 20 days of MRs listed
+    assert len(second_commits) == len(new)  # only the new MRs were asked for their commits
+    assert second_commits == {f"/api/v4/projects/{project}/merge_requests/{iid}/commits" for project, iid in new}
+    assert {key: second[key] for key in first} == first  # the old ones kept their first-commit time

@@ -5,10 +5,10 @@ Tables: `projects`, `environments` (the only place a tier is exposed), `deployme
 re-read; finish time from `deployable.finished_at`), `deployment_merge_requests` (the MRs GitLab
 links to each successful deployment: explicit change links), `merge_requests` (incremental on
 `updated_at`; first commit time = earliest `authored_date` of its commits, where GitLab still lists
-them), `incidents` (issues of type incident, incremental on `updated_at`, severity from the
-`severity::N` label or the `severity` field) and `dora_metrics` (GitLab's own daily values of the
-four metrics, for reconciliation: per project from its first activity, then from the last day read
-minus `dora_lookback_days`).
+them, read once per MR: a touched MR takes the time already loaded), `incidents` (issues of type
+incident, incremental on `updated_at`, severity from the `severity::N` label or the `severity`
+field) and `dora_metrics` (GitLab's own daily values of the four metrics, for reconciliation: per
+project from its first activity, then from the last day read minus `dora_lookback_days`).
 
 Pagination follows `X-Next-Page` (empty string on the last page). Projects are ids or full paths
 (URL-encoded in the request). Groups expand to their projects. Incremental cursors are per
@@ -26,6 +26,8 @@ from typing import Any
 from urllib.parse import quote
 
 import dlt
+from dlt.common.destination.exceptions import DestinationUndefinedEntity
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
@@ -387,7 +389,9 @@ def merge_requests(
     settings: GitlabSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
-    """Merged MRs changed since the cursor, each with its first commit time (one extra request)."""
+    """Merged MRs changed since the cursor, each with its first commit time: one extra request
+    the first time an MR is seen merged, none when it is touched again later (a comment, a
+    label), because a merged MR's commits no longer change and the warehouse holds the time."""
     yield schema_marker()
     with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
@@ -395,23 +399,49 @@ def merge_requests(
             params = {"state": "merged", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
             for page in client.pages(f"/projects/{segment(project['id'])}/merge_requests", params):
                 iids = sorted({mr["iid"] for mr in page if isinstance(mr, dict) and _is_int(mr.get("iid"))})
+                known = _first_commits_loaded(project["id"], iids)
 
                 def commits(iid: int, project_id: int = project["id"]) -> list[dict]:
                     path = f"/projects/{segment(project_id)}/merge_requests/{segment(iid)}/commits"
                     return [commit for answer in client.pages(path) for commit in answer]
 
-                fetched = dict(zip(iids, concurrently(commits, iids, settings.max_concurrent), strict=True))
-                convert = partial(_merged_request_row, fetched, project["id"])
+                unknown = [iid for iid in iids if iid not in known]
+                fetched = dict(zip(unknown, concurrently(commits, unknown, settings.max_concurrent), strict=True))
+                convert = partial(_merged_request_row, fetched, known, project["id"])
                 yield convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
+
+
+def _first_commits_loaded(project_id: int, iids: list[int]) -> dict[int, datetime | None]:
+    """The first commit times the destination already holds for these MRs of the project (none
+    on a first run, before the table exists)."""
+    if not iids:
+        return {}
+    try:
+        with dlt.current.pipeline().sql_client() as client:
+            table = client.make_qualified_table_name("merge_requests")
+            rows = client.execute_sql(
+                f"select iid, first_commit_at from {table} where project_id = %s and iid in (select unnest(%s))",
+                project_id,
+                iids,
+            )
+    except (DatabaseUndefinedRelation, DestinationUndefinedEntity):
+        return {}
+    return {iid: first_commit_at for iid, first_commit_at in rows or []}
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _merged_request_row(commits_of: dict[int, list[dict]], project_id: int, mr: dict) -> dict:
-    """A merged MR with its first commit time: the earliest `authored_date` of its commits."""
+def _merged_request_row(
+    commits_of: dict[int, list[dict]], known: dict[int, datetime | None], project_id: int, mr: dict
+) -> dict:
+    """A merged MR with its first commit time: the earliest `authored_date` of its commits, or the
+    time already loaded for it."""
     row = _merge_request_row(project_id, mr)
+    if row["iid"] in known:
+        row["first_commit_at"] = known[row["iid"]]
+        return row
     record = f"merge request !{row['iid']} of project {project_id}"
     authored = [
         _ts(c.get("authored_date") if isinstance(c, dict) else None, record, "commits[].authored_date")
