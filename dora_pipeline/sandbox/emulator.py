@@ -97,6 +97,8 @@ class EmulatorState:
                 "method": request.method,
                 "path": request.url.path,
                 "params": dict(request.query_params),
+                # the version asked for (never the credentials), so a request can be replayed
+                "api_version": request.headers.get("api-version"),
                 "at": time.monotonic(),
             }
         )

@@ -106,7 +106,7 @@ class GearsetReportingClient:
         operation_timeout_seconds: float = 900.0,
         sleep: Callable[[float], None] = time.sleep,
         source: str = SOURCE,
-        max_concurrent_operations: int = 20,
+        max_concurrent_operations: int = 50,
     ):
         headers = {"Authorization": f"token {api_token}", "Api-Version": "3", "Accept": "application/json"}
         self.source = source
@@ -352,10 +352,10 @@ def gearset_source(
     start_date: str | None = None,
     end_date: str | None = None,
     lookback_days: float = 30.0,
-    window_days: int = 30,
+    window_days: int = 366,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
-    max_concurrent_operations: int = 20,
+    max_concurrent_operations: int = 50,
 ) -> list[DltResource]:
     """Pipelines, environments and deployments (with their pull requests and reported bugs)."""
     if isinstance(pipeline_ids, str):

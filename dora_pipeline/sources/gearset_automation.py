@@ -44,10 +44,10 @@ def gearset_automation_source(
     job_environments: dict | None = None,
     start_date: str | None = None,
     lookback_days: float = 30.0,
-    window_days: int = 30,
+    window_days: int = 366,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
-    max_concurrent_operations: int = 20,
+    max_concurrent_operations: int = 50,
 ) -> list[DltResource]:
     start = fields.parse_timestamp(SOURCE, start_date, "configuration", f"sources.{SOURCE}.start_date") or (
         datetime.now(UTC) - timedelta(days=365)
