@@ -6,6 +6,7 @@ process it starts (dbt runs as a subprocess), so nothing phones home.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,18 @@ DBT_PROJECT_DIR = Path(
         _PACKAGED_DBT_PROJECT if _PACKAGED_DBT_PROJECT.is_dir() else PACKAGE_DIR.parent / "dbt_project",
     )
 ).resolve()
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# A new Dagster instance: telemetry off, and every run's events in one SQLite file instead of one
+# file per run plus an index. Dagster opens a connection per event stored, and a refresh stores
+# about 750 (dbt's nodes and tests); with one file that costs about 5 s less per refresh. An
+# existing instance keeps its dagster.yaml and so its history.
+DAGSTER_YAML = """telemetry:
+  enabled: false
+event_log_storage:
+  module: dagster._core.storage.event_log
+  class: ConsolidatedSqliteEventLogStorage
+  config:
+    base_dir: {history}
+"""
 
 
 @dataclass(frozen=True)
@@ -79,7 +91,7 @@ class Settings:
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         dagster_yaml = self.dagster_home / "dagster.yaml"
         if not dagster_yaml.exists():
-            dagster_yaml.write_text(DAGSTER_YAML)
+            dagster_yaml.write_text(DAGSTER_YAML.format(history=json.dumps(str(self.dagster_home / "history"))))
         os.environ["DORA_DUCKDB_PATH"] = str(self.duckdb_path)
         os.environ["DORA_DBT_DUCKDB_PATH"] = str(self.build_path)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
