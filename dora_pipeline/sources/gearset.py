@@ -106,7 +106,7 @@ class GearsetReportingClient:
         operation_timeout_seconds: float = 900.0,
         sleep: Callable[[float], None] = time.sleep,
         source: str = SOURCE,
-        max_concurrent_operations: int = 50,
+        max_concurrent_operations: int = 100,
     ):
         headers = {"Authorization": f"token {api_token}", "Api-Version": "3", "Accept": "application/json"}
         self.source = source
@@ -355,7 +355,7 @@ def gearset_source(
     window_days: int = 366,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
-    max_concurrent_operations: int = 50,
+    max_concurrent_operations: int = 100,
 ) -> list[DltResource]:
     """Pipelines, environments and deployments (with their pull requests and reported bugs)."""
     if isinstance(pipeline_ids, str):

@@ -47,7 +47,7 @@ def gearset_automation_source(
     window_days: int = 366,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
-    max_concurrent_operations: int = 50,
+    max_concurrent_operations: int = 100,
 ) -> list[DltResource]:
     start = fields.parse_timestamp(SOURCE, start_date, "configuration", f"sources.{SOURCE}.start_date") or (
         datetime.now(UTC) - timedelta(days=365)
