@@ -167,6 +167,7 @@ def _one_refresh(settings, sandbox, poll_seconds: float) -> dict:
         bound_started = time.perf_counter()
         con.execute(DAILY_METRICS).fetchall()
         dbt_bound = time.perf_counter() - bound_started
+    runs = {name: _dlt_run(settings, name) for name in SOURCES}
     bare = {}
     for name in SOURCES:
         emulator = "gearset" if name.startswith("gearset") else name
@@ -176,8 +177,8 @@ def _one_refresh(settings, sandbox, poll_seconds: float) -> dict:
     return {
         "total": total,
         "steps": steps,
-        "dlt": {name: _dlt_run(settings, name)[0] for name in SOURCES},
-        "rows_loaded": {name: _dlt_run(settings, name)[1] for name in SOURCES},
+        "dlt": {name: runs[name][0] for name in SOURCES},
+        "rows_loaded": {name: runs[name][1] for name in SOURCES},
         "requests": {name: len(r) for name, r in requests.items()},
         "raw_rows": rows,
         "marts": marts,

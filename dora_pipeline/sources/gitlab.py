@@ -414,10 +414,13 @@ def merge_requests(
 def _first_commits_loaded(project_id: int, iids: list[int]) -> dict[int, datetime | None]:
     """The first commit times the destination already holds for these MRs of the project (none
     on a first run, before the table exists)."""
-    if not iids:
+    pipeline = dlt.current.pipeline()
+    # Nothing loaded yet (a first run, or a source read without a run): leave the destination
+    # alone rather than connect to it, which would create a DuckDB file.
+    if not iids or pipeline.default_schema_name is None or "merge_requests" not in pipeline.default_schema.tables:
         return {}
     try:
-        with dlt.current.pipeline().sql_client() as client:
+        with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("merge_requests")
             rows = client.execute_sql(
                 f"select iid, first_commit_at from {table} where project_id = %s and iid in (select unnest(%s))",
