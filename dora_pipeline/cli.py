@@ -74,15 +74,18 @@ WAREHOUSE = click.option(
     "--warehouse",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="The published DuckDB file (default: DORA_DUCKDB_PATH or data/dora.duckdb).",
+    help="The published DuckDB file (default: DORA_DUCKDB_PATH or data/dora.duckdb); with a PostgreSQL "
+    "warehouse, the folder of its local state is this file's folder.",
 )
 
 
 def _published(warehouse: Path | None) -> Settings:
     """Settings of an existing warehouse, or one clear error saying how to make one."""
+    from dora_pipeline import warehouse as warehouses
+
     settings = Settings.from_path(warehouse) if warehouse else Settings.from_env()
-    if not settings.duckdb_path.exists():
-        click.echo(f"error: no warehouse at {settings.duckdb_path}", err=True)
+    if not warehouses.exists(settings):
+        click.echo(f"error: no warehouse at {warehouses.describe(settings)}", err=True)
         click.echo("hint: run `dora-pipeline demo` or `dora-pipeline run` first, or pass --warehouse", err=True)
         sys.exit(1)
     return settings
@@ -230,7 +233,7 @@ def report(output: str | None, warehouse: Path | None) -> None:
     from dora_pipeline.report import build_report
 
     settings = _published(warehouse)
-    written = build_report(settings.duckdb_path, Path(output) if output else settings.report_path)
+    written = build_report(settings, Path(output) if output else settings.report_path)
     click.echo(f"report: {written.path} ({written.charts} charts, {written.size_bytes / 1e6:.1f} MB)")
 
 
@@ -277,30 +280,32 @@ def _report_run_problems(outcome) -> None:
 
 
 def _print_summary(settings: Settings) -> None:
-    import duckdb
+    from dora_pipeline import warehouse
 
-    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
-        rows = con.sql(
+    median = "percentile_cont(0.5) within group (order by {}) / 3600"
+    with warehouse.connect(settings, read_only=True) as con:
+        rows = con.execute(
             """
             select service, team,
                 sum(deployment_count) as deployments,
                 bool_or(tracks_failures) as tracks_failures,
-                sum(failed_deployment_count) / nullif(sum(failure_tracked_deployment_count), 0) as cfr,
-                sum(rework_deployment_count) / nullif(sum(deployment_count), 0) as rework
-            from marts.dora_metrics_daily group by all order by service
+                cast(sum(failed_deployment_count) as double precision)
+                    / nullif(sum(failure_tracked_deployment_count), 0) as cfr,
+                cast(sum(rework_deployment_count) as double precision) / nullif(sum(deployment_count), 0) as rework
+            from marts.dora_metrics_daily group by service, team order by service
             """
-        ).fetchall()
+        )
         lead = dict(
-            con.sql(
-                "select service, median(lead_time_seconds) / 3600 from marts.changes "
+            con.execute(
+                f"select service, {median.format('lead_time_seconds')} from marts.changes "
                 "where lead_time_exclusion_reason is null group by service"
-            ).fetchall()
+            )
         )
         recovery = dict(
-            con.sql(
-                "select service, median(recovery_time_seconds) / 3600 from marts.failures "
+            con.execute(
+                f"select service, {median.format('recovery_time_seconds')} from marts.failures "
                 "where is_qualifying group by service"
-            ).fetchall()
+            )
         )
     click.echo(f"\n{'service':<18}{'team':<12}{'deploys':>8}{'lead h':>9}{'CFR':>13}{'recov h':>13}{'rework':>8}")
     for service, team, deployments, tracks, cfr, rework in rows:
@@ -310,7 +315,7 @@ def _print_summary(settings: Settings) -> None:
         click.echo(
             f"{service:<18}{team:<12}{deployments:>8}{_num(lead.get(service)):>9}{failure_cells}{_pct(rework):>8}"
         )
-    click.echo(f"\nwarehouse: {settings.duckdb_path}  (schema marts)")
+    click.echo(f"\nwarehouse: {warehouse.describe(settings)}  (schema marts)")
     click.echo(f"exports:   {settings.exports_dir / 'current'}  (Parquet, one file per mart)")
     if settings.report_path.exists():
         click.echo(f"report:    {settings.report_path}")

@@ -1,13 +1,19 @@
 """Build, then publish: readers never see a half-built warehouse and are never locked out.
 
-The refresh writes a build copy of the warehouse (`<data>/build/<name>.duckdb`); DuckDB lets one
-process write a file and dlt and dbt take turns at it. Publishing then:
+With DuckDB the refresh writes a build copy of the warehouse (`<data>/build/<name>.duckdb`);
+DuckDB lets one process write a file and dlt and dbt take turns at it. Publishing then:
 1. checkpoints the build file, so everything is in the main file and none in its WAL;
 2. exports every table of the `marts` schema to Parquet in a new folder `exports/<stamp>/` and
    points the `exports/current` link at it with one atomic rename, so a reader of
    `exports/current/*.parquet` sees the previous set or the new one, never a mix;
 3. copies the build file beside the published one and renames it over `DORA_DUCKDB_PATH`, so a
    reader holding the old file keeps reading it and the next connection opens the new one.
+
+With PostgreSQL dbt builds into `build_<layer>` schemas. Publishing exports `build_marts` the
+same way, then renames every `<layer>` to `retired_<layer>` and `build_<layer>` to `<layer>` in one
+transaction: a query sees the old set or the new one (renaming takes no lock a reader holds), and
+a reader in the middle of a query keeps the old tables it opened. The retired schemas are dropped
+afterwards, each in its own short transaction that waits for no reader for long.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from pathlib import Path
 
 import duckdb
 
+from dora_pipeline import warehouse
 from dora_pipeline.settings import Settings
 
 KEEP_EXPORT_SETS = 3
@@ -27,12 +34,14 @@ KEEP_EXPORT_SETS = 3
 
 @dataclass
 class Publication:
-    warehouse: Path
+    warehouse: str  # the DuckDB file, or the server (never with its password)
     exports: Path
     tables: dict[str, int]
 
 
 def publish(settings: Settings) -> Publication:
+    if settings.is_postgres:
+        return _publish_schemas(settings)
     build = settings.build_path
     with duckdb.connect(str(build)) as con:
         con.execute("checkpoint")
@@ -54,7 +63,80 @@ def publish(settings: Settings) -> Publication:
     _point_current_at(settings.exports_dir, target)
     _replace_file(build, settings.duckdb_path)
     _prune(settings.exports_dir, keep=KEEP_EXPORT_SETS)
-    return Publication(settings.duckdb_path, settings.exports_dir / "current", counts)
+    return Publication(str(settings.duckdb_path), settings.exports_dir / "current", counts)
+
+
+def _new_export_set(settings: Settings) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
+    target = settings.exports_dir / stamp
+    target.mkdir(parents=True)
+    return target
+
+
+def _publish_schemas(settings: Settings) -> Publication:
+    target = _new_export_set(settings)
+    build_marts = warehouse.marts_schema(settings, build=True)
+    with warehouse.connect(settings, build=True) as con:
+        counts = {table: _export_table(con, build_marts, table, target) for table in con.tables(build_marts)}
+        with con.transaction():
+            for layer in warehouse.LAYERS:
+                built = warehouse.BUILD_PREFIX + layer
+                if not _schema_exists(con, built):
+                    continue
+                con.execute(f"drop schema if exists {_identifier('retired_' + layer)} cascade")
+                if _schema_exists(con, layer):
+                    con.execute(f"alter schema {_identifier(layer)} rename to {_identifier('retired_' + layer)}")
+                con.execute(f"alter schema {_identifier(built)} rename to {_identifier(layer)}")
+        for layer in warehouse.LAYERS:
+            con.execute(f"drop schema if exists {_identifier('retired_' + layer)} cascade")
+    _point_current_at(settings.exports_dir, target)
+    _prune(settings.exports_dir, keep=KEEP_EXPORT_SETS)
+    return Publication(warehouse.describe(settings), settings.exports_dir / "current", counts)
+
+
+def _schema_exists(con: warehouse.Connection, schema: str) -> bool:
+    return bool(con.execute("select 1 from information_schema.schemata where schema_name = ?", [schema]))
+
+
+def _export_table(con: warehouse.Connection, schema: str, table: str, folder: Path) -> int:
+    """One table of a server warehouse to Parquet, typed from the table's own columns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    columns = con.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = ? and table_name = ? order by ordinal_position",
+        [schema, table],
+    )
+    rows = con.execute(f"select * from {_identifier(schema)}.{_identifier(table)}")
+    arrays = []
+    for i, (_, data_type) in enumerate(columns):
+        values = [row[i] for row in rows]
+        if data_type == "numeric":  # psycopg2 gives Decimal
+            values = [None if v is None else float(v) for v in values]
+        arrays.append(pa.array(values, type=_ARROW_TYPES.get(data_type, pa.string())))
+    pq.write_table(pa.table(arrays, names=[name for name, _ in columns]), folder / f"{table}.parquet")
+    return len(rows)
+
+
+def _arrow_types() -> dict:
+    import pyarrow as pa
+
+    return {
+        "bigint": pa.int64(),
+        "integer": pa.int32(),
+        "smallint": pa.int16(),
+        "double precision": pa.float64(),
+        "real": pa.float32(),
+        "numeric": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamp without time zone": pa.timestamp("us"),
+        "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+    }
+
+
+_ARROW_TYPES = _arrow_types()
 
 
 def _literal(text: str) -> str:

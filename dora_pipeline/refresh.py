@@ -65,8 +65,8 @@ def run_refresh(settings: Settings, log_level: str = "WARNING", progress: bool =
     materialized = len(result.get_asset_materialization_events())
     checks = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
     passed = sum(1 for e in checks if e.event_specific_data.passed)
-    failed_sources = source_runs.failures(settings.duckdb_path, result.run_id) if failed_steps else []
-    rejected = source_runs.rejected_in(settings.duckdb_path, result.run_id)
+    failed_sources = source_runs.failures(settings, result.run_id) if failed_steps else []
+    rejected = source_runs.rejected_in(settings, result.run_id)
     return RefreshOutcome(result.run_id, materialized, passed, failed_sources, rejected)
 
 

@@ -39,20 +39,47 @@ event_log_storage:
 """
 
 
+WAREHOUSES = ("duckdb", "postgres")
+
+
+class WarehouseSettingError(ValueError):
+    """The `dora.warehouse` setting names no warehouse this tool can use."""
+
+
+def configured_warehouse() -> str:
+    """`duckdb` (the embedded default) or `postgres`, from dlt's configuration: `warehouse` under
+    `[dora]` in .dlt/config.toml, or the environment variable DORA__WAREHOUSE."""
+    import dlt
+
+    kind = (dlt.config.get("dora.warehouse", str) or "duckdb").strip().lower()
+    if kind not in WAREHOUSES:
+        raise WarehouseSettingError(
+            f"dora.warehouse is {kind!r}; it must be one of {', '.join(WAREHOUSES)} (DORA__WAREHOUSE)"
+        )
+    return kind
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Paths of one warehouse: the published DuckDB file and, beside it, the build copy, the
-    Parquet exports, and dlt's and Dagster's state."""
+    """One warehouse: which kind, and the local folder of its state. With DuckDB that folder holds
+    the published file and, beside it, the build copy; with either kind it holds the Parquet
+    exports, the report, and dlt's and Dagster's state. A PostgreSQL warehouse's connection comes
+    from dlt's `destination.postgres.credentials` (see `dora_pipeline.warehouse`)."""
 
     duckdb_path: Path
+    warehouse: str = "duckdb"
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls.from_path(Path(os.environ.get("DORA_DUCKDB_PATH", "data/dora.duckdb")))
 
     @classmethod
-    def from_path(cls, path: Path) -> Settings:
-        return cls(duckdb_path=Path(path).expanduser().resolve())
+    def from_path(cls, path: Path, warehouse: str | None = None) -> Settings:
+        return cls(duckdb_path=Path(path).expanduser().resolve(), warehouse=warehouse or configured_warehouse())
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.warehouse == "postgres"
 
     @property
     def data_dir(self) -> Path:
@@ -86,7 +113,8 @@ class Settings:
         return Path(os.environ.get("DAGSTER_HOME", self.data_dir / "dagster")).resolve()
 
     def export(self) -> None:
-        """Make the paths visible to subprocesses (dbt's profile reads DORA_DBT_DUCKDB_PATH)."""
+        """Make the paths and the warehouse visible to subprocesses: dbt's profile reads
+        DORA_DBT_DUCKDB_PATH, or with PostgreSQL its DORA_PG_* variables (warehouse.dbt_environment)."""
         self.build_path.parent.mkdir(parents=True, exist_ok=True)
         self.dagster_home.mkdir(parents=True, exist_ok=True)
         dagster_yaml = self.dagster_home / "dagster.yaml"
@@ -95,3 +123,6 @@ class Settings:
         os.environ["DORA_DUCKDB_PATH"] = str(self.duckdb_path)
         os.environ["DORA_DBT_DUCKDB_PATH"] = str(self.build_path)
         os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+        from dora_pipeline.warehouse import dbt_environment
+
+        os.environ.update(dbt_environment(self))

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-import duckdb
-
+from dora_pipeline import warehouse
+from dora_pipeline.settings import Settings
 from dora_pipeline.sources.rejections import Rejection
 
 SCHEMA = "dora_ops"
@@ -23,17 +22,17 @@ TABLE = f"{SCHEMA}.source_runs"
 # Records a source sent that could not be loaded as they were (see sources/rejections.py): one row
 # per record and field, replaced when the same record is rejected again.
 REJECTED = f"{SCHEMA}.rejected_records"
-DDL = f"""
-create schema if not exists {SCHEMA};
-create table if not exists {TABLE} (
+DDL = [
+    f"create schema if not exists {SCHEMA}",
+    f"""create table if not exists {TABLE} (
     run_id varchar not null,
     source varchar not null,
     started_at timestamptz not null,
     finished_at timestamptz not null,
     status varchar not null,
     error varchar
-);
-create table if not exists {REJECTED} (
+)""",
+    f"""create table if not exists {REJECTED} (
     source varchar not null,
     resource varchar not null,
     record_key varchar,
@@ -43,8 +42,8 @@ create table if not exists {REJECTED} (
     service_key varchar,
     run_id varchar not null,
     seen_at timestamptz not null
-);
-"""
+)""",
+]
 
 
 @dataclass(frozen=True)
@@ -63,22 +62,27 @@ class SourceFailure:
         return f"source {self.source} failed and kept its last good data ({kept}): {self.error}"
 
 
-def ensure_table(warehouse: Path) -> None:
+def _create(con: warehouse.Connection) -> None:
+    for statement in DDL:
+        con.execute(statement)
+
+
+def ensure_table(settings: Settings) -> None:
     """Both tables exist from the first refresh on, so dbt can always read them."""
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute(DDL)
+    with warehouse.connect(settings, build=True) as con:
+        _create(con)
 
 
-def record(warehouse: Path, run_id: str, source: str, started_at: datetime, error: str | None) -> None:
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute(DDL)
+def record(settings: Settings, run_id: str, source: str, started_at: datetime, error: str | None) -> None:
+    with warehouse.connect(settings, build=True) as con:
+        _create(con)
         con.execute(
             f"insert into {TABLE} values (?, ?, ?, ?, ?, ?)",
             [run_id, source, started_at, datetime.now(UTC), "failed" if error else "succeeded", error],
         )
 
 
-def record_rejections(warehouse: Path, run_id: str, rejections: list[Rejection]) -> None:
+def record_rejections(settings: Settings, run_id: str, rejections: list[Rejection]) -> None:
     if not rejections:
         return
     now = datetime.now(UTC)
@@ -86,34 +90,32 @@ def record_rejections(warehouse: Path, run_id: str, rejections: list[Rejection])
         [r.source, r.resource, r.record_key, r.field, r.problem, r.payload, r.service_key, run_id, now]
         for r in rejections
     ]
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute(DDL)
-        con.execute("begin")
+    with warehouse.connect(settings, build=True) as con, con.transaction():
+        _create(con)
         con.executemany(
             f"""delete from {REJECTED} where source = ? and resource = ? and field = ?
                 and coalesce(record_key, md5(payload)) = coalesce(?, md5(?))""",
             [[r.source, r.resource, r.field, r.record_key, r.payload] for r in rejections],
         )
         con.executemany(f"insert into {REJECTED} values (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        con.execute("commit")
 
 
-def still_rejected(warehouse: Path, source: str) -> list[tuple[str, str, str | None]]:
+def still_rejected(settings: Settings, source: str) -> list[tuple[str, str, str | None]]:
     """The records of `source` rejected by earlier refreshes, by resource, key and service key."""
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute(DDL)
+    with warehouse.connect(settings, build=True) as con:
+        _create(con)
         return con.execute(
             f"select distinct resource, record_key, service_key from {REJECTED} "
             "where source = ? and record_key is not null",
             [source],
-        ).fetchall()
+        )
 
 
-def clear_rejections(warehouse: Path, source: str, loaded: set[tuple[str, str, str | None]]) -> None:
+def clear_rejections(settings: Settings, source: str, loaded: set[tuple[str, str, str | None]]) -> None:
     """A rejected record that has since arrived in a shape that loads is no longer rejected."""
     if not loaded:
         return
-    with duckdb.connect(str(warehouse)) as con:
+    with warehouse.connect(settings, build=True) as con:
         con.executemany(
             f"""delete from {REJECTED} where source = ? and resource = ? and record_key = ?
                 and coalesce(service_key, '') = coalesce(?, '')""",
@@ -121,23 +123,23 @@ def clear_rejections(warehouse: Path, source: str, loaded: set[tuple[str, str, s
         )
 
 
-def rejected_in(warehouse: Path, run_id: str) -> int:
-    """How many records the sources sent in `run_id` that could not be loaded."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        return con.execute(f"select count(*) from {REJECTED} where run_id = ?", [run_id]).fetchall()[0][0]
+def rejected_in(settings: Settings, run_id: str) -> int:
+    """How many records the sources sent in `run_id` that could not be loaded (published warehouse)."""
+    with warehouse.connect(settings, read_only=True) as con:
+        return con.execute(f"select count(*) from {REJECTED} where run_id = ?", [run_id])[0][0]
 
 
-def failures(warehouse: Path, run_id: str) -> list[SourceFailure]:
+def failures(settings: Settings, run_id: str, *, build: bool = False) -> list[SourceFailure]:
     """The sources that failed in `run_id`, each with its last successful extraction."""
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with warehouse.connect(settings, build=build, read_only=not build) as con:
         rows = con.execute(
             f"""
             select failed.source, failed.error, max(ok.finished_at)
             from {TABLE} as failed
             left join {TABLE} as ok on ok.source = failed.source and ok.status = 'succeeded'
             where failed.run_id = ? and failed.status = 'failed'
-            group by all order by failed.source
+            group by failed.source, failed.error order by failed.source
             """,
             [run_id],
-        ).fetchall()
+        )
     return [SourceFailure(source, error, last) for source, error, last in rows]

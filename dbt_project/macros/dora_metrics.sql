@@ -5,7 +5,7 @@
     or a failure detected that is still open. Where the scope does not track failures (see
     int_failure_tracking) the failure columns are null, never 0; where it does, the change failure
     rate's denominator is the counted deployments of the services that track failures. -#}
-{% macro dora_metrics(grain, level) -%}
+{% macro dora_metrics(grain, level, include_level=true, metric_date=false) -%}
 {%- set dims = {
     'service_environment': ['service', 'environment'],
     'team': ['team'],
@@ -41,7 +41,7 @@ deployment_buckets as (
         count(failed_deployments.deployment_id) as failed_deployment_count
     from deployments
     left join failed_deployments on deployments.deployment_id = failed_deployments.deployment_id
-    group by all
+    {{ group_by(dims | length + 1) }}
 ),
 
 change_buckets as (
@@ -53,7 +53,7 @@ change_buckets as (
         {{ duration_stats(counted_duration('merge_to_deploy'), 'merge_to_deploy') }},
         {{ duration_stats(counted_duration('open_to_deploy'), 'open_to_deploy') }}
     from changes
-    group by all
+    {{ group_by(dims | length + 1) }}
 ),
 
 recovery_buckets as (
@@ -65,7 +65,7 @@ recovery_buckets as (
         {{ duration_stats('time_to_restore_seconds', 'time_to_restore') }}
     from failures
     where resolved_at is not null
-    group by all
+    {{ group_by(dims | length + 1) }}
 ),
 
 open_buckets as (
@@ -75,7 +75,7 @@ open_buckets as (
         count(*) as open_failures
     from failures
     where resolved_at is null
-    group by all
+    {{ group_by(dims | length + 1) }}
 ),
 
 spine as (
@@ -104,7 +104,7 @@ teams as (
 {%- endif %}
 
 select
-    '{{ level }}' as level,
+    {% if include_level %}'{{ level }}' as level,{% endif %}
     {% if level == 'service_environment' %}
     spine.service,
     coalesce(teams.team, 'unassigned') as team,
@@ -113,22 +113,20 @@ select
     spine.team,
     {% endif %}
     spine.period_start,
-    {% if grain == 'day' %}1{% elif grain == 'week' %}7{% else %}day(last_day(spine.period_start)){% endif %}
-        as days_in_period,
+    {%- set days = {'day': '1', 'week': '7'}.get(grain) or days_in_month('spine.period_start') %}
+    {{ days }} as days_in_period,
     coalesce(deployment_buckets.deployment_count, 0) as deployment_count,
     coalesce(deployment_buckets.deployment_days, 0) as deployment_days,
-    coalesce(deployment_buckets.deployment_count, 0)
-        / {% if grain == 'day' %}1{% elif grain == 'week' %}7{% else %}day(last_day(spine.period_start)){% endif %}
-        as deployments_per_day,
+    {{ divide('coalesce(deployment_buckets.deployment_count, 0)', days) }} as deployments_per_day,
     coalesce(deployment_buckets.rework_deployment_count, 0) as rework_deployment_count,
     coalesce(tracking.tracks_failures, false) as tracks_failures,
     coalesce(deployment_buckets.failure_tracked_deployment_count, 0) as failure_tracked_deployment_count,
     case when tracking.tracks_failures then coalesce(deployment_buckets.failed_deployment_count, 0) end
         as failed_deployment_count,
     case when tracking.tracks_failures then
-        deployment_buckets.failed_deployment_count / nullif(deployment_buckets.failure_tracked_deployment_count, 0)
+        {{ divide('deployment_buckets.failed_deployment_count', 'nullif(deployment_buckets.failure_tracked_deployment_count, 0)') }}
     end as change_failure_rate,
-    deployment_buckets.rework_deployment_count / nullif(deployment_buckets.deployment_count, 0)
+    {{ divide('deployment_buckets.rework_deployment_count', 'nullif(deployment_buckets.deployment_count, 0)') }}
         as rework_rate,
     coalesce(change_buckets.changes_deployed, 0) as changes_deployed,
     {% for metric in ['lead_time', 'merge_to_deploy', 'open_to_deploy'] %}
@@ -145,6 +143,9 @@ select
     {% endfor %}
     {% endfor %}
     case when tracking.tracks_failures then coalesce(open_buckets.open_failures, 0) end as open_failures
+    {%- if metric_date %},
+    spine.period_start as metric_date
+    {%- endif %}
 from spine
 {%- set using = 'using (' ~ keys | join(', ') ~ ')' %}
 left join deployment_buckets {{ using }}

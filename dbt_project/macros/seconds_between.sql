@@ -2,7 +2,7 @@
     (negative durations are excluded from aggregates and reported as data quality). -#}
 {% macro seconds_between(start, finish) -%}
     case when {{ finish }} >= {{ start }}
-        then epoch({{ finish }}) - epoch({{ start }}) end
+        then {{ epoch_seconds(finish) }} - {{ epoch_seconds(start) }} end
 {%- endmacro %}
 
 {#- Why a change's duration `column` (deployed_at minus a start) is left out of the aggregates, or

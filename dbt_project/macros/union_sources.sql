@@ -10,18 +10,27 @@
     }) }}
 {%- endmacro %}
 
-{#- `select * from int_<source>__<entity>` for every enabled source that provides the entity,
-    joined by `union all by name`; an empty relation of `empty_columns` when none does. -#}
-{% macro union_sources(entity, empty_columns) -%}
+{#- Every enabled source's `int_<source>__<entity>` with the columns of `columns` (name -> type),
+    in that order, one `union all`; a column a source does not provide is null. An empty relation
+    of those columns when no enabled source provides the entity. -#}
+{% macro union_sources(entity, columns) -%}
     {%- set parts = [] -%}
     {%- for source in var('dora_sources') -%}
         {%- if entity in source_entities().get(source, []) -%}
-            {%- do parts.append('select * from ' ~ ref('int_' ~ source ~ '__' ~ entity)) -%}
+            {%- set relation = ref('int_' ~ source ~ '__' ~ entity) -%}
+            {%- set provided = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list if execute else [] -%}
+            {#- A relation not built (parsing; a unit test's fixture) is taken to have every column. -#}
+            {%- set provided = provided or columns.keys() | list -%}
+            {%- set selected = [] -%}
+            {%- for name, type in columns.items() -%}
+                {%- do selected.append(name if name in provided else 'cast(null as ' ~ type ~ ') as ' ~ name) -%}
+            {%- endfor -%}
+            {%- do parts.append('select ' ~ selected | join(', ') ~ ' from ' ~ relation) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- if parts -%}
-        {{ parts | join('\nunion all by name\n') }}
+        {{ parts | join('\nunion all\n') }}
     {%- else -%}
-        select {% for name, type in empty_columns.items() %}cast(null as {{ type }}) as {{ name }}{{ ", " if not loop.last }}{% endfor %} where false
+        select {% for name, type in columns.items() %}cast(null as {{ type }}) as {{ name }}{{ ", " if not loop.last }}{% endfor %} where false
     {%- endif -%}
 {%- endmacro %}

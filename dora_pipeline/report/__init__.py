@@ -18,11 +18,12 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
-import duckdb
 from jinja2 import Environment, PackageLoader
 from plotly.offline import get_plotlyjs
 
+from dora_pipeline import warehouse
 from dora_pipeline.report.data import METRICS, RECENT_DAYS, read_report_data
+from dora_pipeline.settings import Settings
 
 __all__ = ["METRICS", "Report", "build_report"]
 
@@ -34,8 +35,9 @@ class Report:
     size_bytes: int
 
 
-def build_report(warehouse: Path, output: Path) -> Report:
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+def build_report(settings: Settings, output: Path) -> Report:
+    """The report of the published warehouse `settings` names, written to `output`."""
+    with warehouse.connect(settings, read_only=True) as con:
         data = read_report_data(con)
     environment = Environment(loader=PackageLoader("dora_pipeline.report"), autoescape=True)
     page = environment.get_template("report.html.j2").render(

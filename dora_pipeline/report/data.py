@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
-import duckdb
+from dora_pipeline.warehouse import Connection
 
 # (metric id in performance_levels, column in the weekly marts, title, unit, scale from the mart's unit,
 # whether higher is better). Durations are shown in hours, fractions in per cent.
@@ -44,7 +44,7 @@ RECENT_DAYS = 30
 SLOWEST_CHANGES_PER_SERVICE = 10
 
 
-def read_report_data(con: duckdb.DuckDBPyConnection) -> dict:
+def read_report_data(con: Connection) -> dict:
     levels = _rows(con, "select * from marts.performance_levels order by scope_level, scope, metric")
     services = _rows(con, "select distinct service, team from marts.deployments where is_counted order by service")
     window = (levels[0]["window_start"], levels[0]["window_end"]) if levels else (None, None)
@@ -52,9 +52,7 @@ def read_report_data(con: duckdb.DuckDBPyConnection) -> dict:
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "benchmark_year": levels[0]["benchmark_year"] if levels else None,
         "window": {"start": _iso(window[0]), "end": _iso(window[1])},
-        "data_until": _iso(
-            con.execute("select max(deployed_at) from marts.deployments where is_counted").fetchone()[0]
-        ),
+        "data_until": _iso(con.execute("select max(deployed_at) from marts.deployments where is_counted")[0][0]),
         "metrics": [
             {"id": m, "column": c, "title": t, "unit": u, "scale": s, "higher_is_better": h}
             for m, c, t, u, s, h in METRICS
@@ -71,8 +69,8 @@ def read_report_data(con: duckdb.DuckDBPyConnection) -> dict:
             con,
             """
             select source, entity, outcome, sum(records) as records,
-                sum(records) / nullif(sum(records_extracted), 0) as share
-            from marts.data_quality group by all order by source, entity, records desc
+                cast(sum(records) as double precision) / nullif(sum(records_extracted), 0) as share
+            from marts.data_quality group by source, entity, outcome order by source, entity, records desc
             """,
         ),
         "freshness": _rows(
@@ -111,7 +109,7 @@ def _tiles(levels: list[dict]) -> dict:
     return tiles
 
 
-def _bands(con: duckdb.DuckDBPyConnection, year: int | None) -> dict:
+def _bands(con: Connection, year: int | None) -> dict:
     bands: dict[str, list] = {}
     for r in _rows(
         con, "select * from marts.dora_benchmarks where report_year = ? order by metric, level_rank", [year]
@@ -122,7 +120,7 @@ def _bands(con: duckdb.DuckDBPyConnection, year: int | None) -> dict:
     return bands
 
 
-def _series(con: duckdb.DuckDBPyConnection, last_day: date | None) -> dict:
+def _series(con: Connection, last_day: date | None) -> dict:
     """Weekly traces per scope, on a continuous week axis: a week without deployments is 0 deployments
     per day but a gap (null) for every other metric, never a line drawn across it."""
     columns = [c for _, c, *_ in METRICS] + sorted(set(SAMPLE_SIZE.values())) + ["tracks_failures"]
@@ -168,7 +166,7 @@ def _series(con: duckdb.DuckDBPyConnection, last_day: date | None) -> dict:
     }
 
 
-def _stages(con: duckdb.DuckDBPyConnection, window: tuple) -> dict:
+def _stages(con: Connection, window: tuple) -> dict:
     """Weekly median of each lead-time stage (coding, review, deploy) per scope, over the changes
     counted in the lead time."""
     rows = _rows(
@@ -184,7 +182,9 @@ def _stages(con: duckdb.DuckDBPyConnection, window: tuple) -> dict:
             case when service is not null then 'service:' || service
                  when team is not null then 'team:' || team else 'overall:all' end as scope,
             week, count(*) as n,
-            median(coding_seconds) as coding, median(review_seconds) as review, median(deploy_seconds) as deploy
+            percentile_cont(0.5) within group (order by coding_seconds) as coding,
+            percentile_cont(0.5) within group (order by review_seconds) as review,
+            percentile_cont(0.5) within group (order by deploy_seconds) as deploy
         from counted
         group by grouping sets ((week), (team, week), (team, service, week))
         order by week
@@ -200,23 +200,25 @@ def _stages(con: duckdb.DuckDBPyConnection, window: tuple) -> dict:
     return stages
 
 
-def _slowest_changes(con: duckdb.DuckDBPyConnection, window: tuple) -> list[dict]:
+def _slowest_changes(con: Connection, window: tuple) -> list[dict]:
     return _rows(
         con,
         f"""
         select service, team, environment, source_change_id, title, deployed_at, lead_time_seconds,
             coding_seconds, review_seconds, deploy_seconds
-        from marts.changes
-        where lead_time_exclusion_reason is null and deployed_at >= ?::date and deployed_at < ?::date + 1
-        qualify row_number() over (partition by service order by lead_time_seconds desc)
-            <= {SLOWEST_CHANGES_PER_SERVICE}
+        from (
+            select *, row_number() over (partition by service order by lead_time_seconds desc) as slowness
+            from marts.changes
+            where lead_time_exclusion_reason is null and deployed_at >= ?::date and deployed_at < ?::date + 1
+        ) as ranked
+        where slowness <= {SLOWEST_CHANGES_PER_SERVICE}
         order by lead_time_seconds desc
         """,
         [window[0], window[1]],
     )
 
 
-def _failures(con: duckdb.DuckDBPyConnection, last_day: date | None) -> list[dict]:
+def _failures(con: Connection, last_day: date | None) -> list[dict]:
     """Failures still open, and those detected or resolved in the last RECENT_DAYS days."""
     return _rows(
         con,
@@ -232,7 +234,7 @@ def _failures(con: duckdb.DuckDBPyConnection, last_day: date | None) -> list[dic
     )
 
 
-def _rework(con: duckdb.DuckDBPyConnection, last_day: date | None) -> list[dict]:
+def _rework(con: Connection, last_day: date | None) -> list[dict]:
     return _rows(
         con,
         f"""
@@ -245,14 +247,8 @@ def _rework(con: duckdb.DuckDBPyConnection, last_day: date | None) -> list[dict]
     )
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, parameters: list | None = None) -> list[dict]:
-    cursor = con.execute(sql, parameters or [])
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _value(con: duckdb.DuckDBPyConnection, sql: str) -> object:
-    return con.execute(sql).fetchone()[0]
+def _rows(con: Connection, sql: str, parameters: list | None = None) -> list[dict]:
+    return con.records(sql, parameters or [])
 
 
 def _iso(value: date | datetime | None) -> str | None:

@@ -21,12 +21,10 @@ teams as (
 shipped as (
     select
         links.change_id,
-        arg_min(
-            deployments.deployment_id, (deployments.deployed_at, links.link_method, deployments.deployment_id)
-        ) as deployment_id,
-        arg_min(
-            links.link_method, (deployments.deployed_at, links.link_method, deployments.deployment_id)
-        ) as link_method
+        {{ first_by('deployments.deployment_id', ['deployments.deployed_at', 'links.link_method', 'deployments.deployment_id']) }}
+            as deployment_id,
+        {{ first_by('links.link_method', ['deployments.deployed_at', 'links.link_method', 'deployments.deployment_id']) }}
+            as link_method
     from links
     inner join deployments
         on links.deployment_id = deployments.deployment_id and deployments.is_counted
@@ -51,9 +49,9 @@ linked as (
 timed as (
     select
         *,
-        epoch(deployed_at) - epoch(first_commit_at) as lead_time_seconds,
-        epoch(deployed_at) - epoch(merged_at) as merge_to_deploy_seconds,
-        epoch(deployed_at) - epoch(opened_at) as open_to_deploy_seconds
+        {{ epoch_seconds('deployed_at') }} - {{ epoch_seconds('first_commit_at') }} as lead_time_seconds,
+        {{ epoch_seconds('deployed_at') }} - {{ epoch_seconds('merged_at') }} as merge_to_deploy_seconds,
+        {{ epoch_seconds('deployed_at') }} - {{ epoch_seconds('opened_at') }} as open_to_deploy_seconds
     from linked
 )
 

@@ -21,7 +21,7 @@ commits as (
 matches as (
     select
         candidate.deployment_id,
-        arg_min(preferred.deployment_id, preferred.source_rank) as duplicate_of
+        {{ first_by('preferred.deployment_id', ['preferred.source_rank']) }} as duplicate_of
     from unioned as candidate
     inner join commits on candidate.deployment_id = commits.deployment_id
     inner join unioned as preferred
@@ -29,7 +29,7 @@ matches as (
         and preferred.service = candidate.service
         and preferred.environment = candidate.environment
         and preferred.revision = commits.sha
-        and abs(epoch(preferred.deployed_at) - epoch(candidate.deployed_at))
+        and abs({{ epoch_seconds('preferred.deployed_at') }} - {{ epoch_seconds('candidate.deployed_at') }})
             <= {{ var('deployment_match_tolerance_seconds') }}
     where not candidate.is_test
     group by candidate.deployment_id
@@ -66,7 +66,18 @@ tracking as (
 
 classified as (
     select
-        unioned.* exclude (is_fix, is_rollback, is_failure_reported, source_rank),
+        unioned.deployment_id,
+        unioned.source,
+        unioned.source_deployment_id,
+        unioned.service,
+        unioned.environment,
+        unioned.is_production,
+        unioned.status,
+        unioned.deployed_at,
+        unioned.revision,
+        unioned.is_test,
+        unioned.is_empty,
+        unioned.is_superseded,
         unioned.is_fix or coalesce(inherited.is_fix, false) as is_fix,
         unioned.is_rollback or coalesce(inherited.is_rollback, false) as is_rollback,
         unioned.is_failure_reported or coalesce(inherited.is_failure_reported, false) as is_failure_reported,

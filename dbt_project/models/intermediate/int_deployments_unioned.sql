@@ -3,4 +3,4 @@
     'deployment_id': 'varchar', 'source': 'varchar', 'source_deployment_id': 'varchar', 'service': 'varchar',
     'environment': 'varchar', 'is_production': 'boolean', 'status': 'varchar', 'deployed_at': 'timestamp',
     'revision': 'varchar', 'is_test': 'boolean', 'is_empty': 'boolean', 'is_fix': 'boolean',
-    'is_rollback': 'boolean', 'is_failure_reported': 'boolean'}) }}
+    'is_rollback': 'boolean', 'is_failure_reported': 'boolean', 'is_superseded': 'boolean'}) }}

@@ -21,7 +21,7 @@ tracking as (
 windowed as (
     select
         unioned.failure_id,
-        arg_max(deployments.deployment_id, (deployments.deployed_at, deployments.deployment_id))
+        {{ last_by('deployments.deployment_id', ['deployments.deployed_at', 'deployments.deployment_id']) }}
             as deployment_id
     from unioned
     inner join deployments
@@ -29,27 +29,43 @@ windowed as (
         and deployments.service = unioned.source_service
         and deployments.deployed_at <= unioned.detected_at
         and deployments.deployed_at
-            >= unioned.detected_at - to_days({{ var('failure_window_days') }})
+            >= unioned.detected_at - {{ var('failure_window_days') }} * interval '1 day'
     where unioned.caused_by_deployment_id is null
     group by unioned.failure_id
 ),
 
 linked as (
     select
-        unioned.* exclude (caused_by_deployment_id, source_service),
+        unioned.failure_id,
+        unioned.source,
+        unioned.source_failure_id,
+        unioned.title,
+        unioned.severity,
+        unioned.detected_at,
+        unioned.resolved_at,
         coalesce(unioned.caused_by_deployment_id, windowed.deployment_id) as caused_by_deployment_id,
         case
             when unioned.caused_by_deployment_id is not null then 'explicit'
             when windowed.deployment_id is not null then 'window'
             else 'none'
         end as link_method,
+        unioned.fixed_by_deployment_id,
         unioned.source_service
     from unioned
     left join windowed on unioned.failure_id = windowed.failure_id
 )
 
 select
-    linked.* exclude (source_service),
+    linked.failure_id,
+    linked.source,
+    linked.source_failure_id,
+    linked.title,
+    linked.severity,
+    linked.detected_at,
+    linked.resolved_at,
+    linked.fixed_by_deployment_id,
+    linked.caused_by_deployment_id,
+    linked.link_method,
     coalesce(cause.service, linked.source_service) as service,
     coalesce(cause.team, teams.team, 'unassigned') as team,
     coalesce(cause.environment, 'unattributed') as environment,

@@ -26,7 +26,7 @@ bounds as (
 scopes as (
     select 'service' as scope_level, service as scope, service, team from (
         select distinct service, team from deployments
-    )
+    ) as services
     union all
     select distinct 'team', team, service, team from deployments
     union all
@@ -37,19 +37,22 @@ scope_tracking as (
     select scopes.scope_level, scopes.scope, coalesce(bool_or(tracking.tracks_failures), false) as tracks_failures
     from scopes
     left join {{ ref('int_failure_tracking') }} as tracking on scopes.service = tracking.service
-    group by all
+    {{ group_by(2) }}
 ),
 
 deployment_stats as (
     select
         scopes.scope_level, scopes.scope, bounds.period,
-        count(deployments.deployment_id) / {{ window_days }} as deployment_frequency,
+        {{ divide('count(deployments.deployment_id)', window_days) }} as deployment_frequency,
         count(deployments.deployment_id) as deployments_n,
-        count(deployments.deployment_id) filter (where deployments.is_fix or deployments.is_rollback)
-            / nullif(count(deployments.deployment_id), 0) as rework_rate,
-        count(failed.deployment_id)
-            / nullif(count(deployments.deployment_id) filter (where deployments.tracks_failures), 0)
-            as change_failure_rate,
+        {{ divide(
+            'count(deployments.deployment_id) filter (where deployments.is_fix or deployments.is_rollback)',
+            'nullif(count(deployments.deployment_id), 0)'
+        ) }} as rework_rate,
+        {{ divide(
+            'count(failed.deployment_id)',
+            'nullif(count(deployments.deployment_id) filter (where deployments.tracks_failures), 0)'
+        ) }} as change_failure_rate,
         count(deployments.deployment_id) filter (where deployments.tracks_failures) as tracked_deployments_n
     from scopes
     cross join bounds
@@ -60,33 +63,33 @@ deployment_stats as (
         select distinct caused_by_deployment_id as deployment_id
         from {{ ref('int_failures') }} where is_qualifying
     ) as failed on deployments.deployment_id = failed.deployment_id
-    group by all
+    {{ group_by(3) }}
 ),
 
 lead_stats as (
     select
         scopes.scope_level, scopes.scope, bounds.period,
-        median({{ counted_duration('changes.lead_time') }}) as lead_time,
+        {{ percentile(counted_duration('changes.lead_time'), 0.5) }} as lead_time,
         count({{ counted_duration('changes.lead_time') }}) as lead_time_n
     from scopes
     cross join bounds
     inner join {{ ref('int_changes') }} as changes
         on changes.service = scopes.service
         and changes.deployed_at >= bounds.starts and changes.deployed_at < bounds.ends
-    group by all
+    {{ group_by(3) }}
 ),
 
 recovery_stats as (
     select
         scopes.scope_level, scopes.scope, bounds.period,
-        median({{ recovery_column }}) as recovery_time,
+        {{ percentile(recovery_column, 0.5) }} as recovery_time,
         count({{ recovery_column }}) as recovery_time_n
     from scopes
     cross join bounds
     inner join {{ ref('int_failures') }} as failures
         on failures.service = scopes.service and failures.is_qualifying
         and failures.resolved_at >= bounds.starts and failures.resolved_at < bounds.ends
-    group by all
+    {{ group_by(3) }}
 ),
 
 measured as (

@@ -17,9 +17,9 @@ matched as (
     select
         keys.source,
         keys.service_key,
-        any_value(keys.service_path) as service_path,
-        any_value(keys.default_service) as default_service,
-        any_value(keys.qualified_service) as qualified_service,
+        {{ dbt.any_value('keys.service_path') }} as service_path,
+        {{ dbt.any_value('keys.default_service') }} as default_service,
+        {{ dbt.any_value('keys.qualified_service') }} as qualified_service,
         min(catalog.service) as catalog_service
     from keys
     left join catalog

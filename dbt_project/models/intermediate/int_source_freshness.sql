@@ -14,7 +14,8 @@ sources as (
 ),
 
 latest as (
-    select source, arg_max(status, finished_at) as last_status, arg_max(error, finished_at) as last_error,
+    select source, {{ last_by('status', ['finished_at']) }} as last_status,
+        {{ last_by('error', ['finished_at']) }} as last_error,
         max(finished_at) as last_attempt_at
     from runs
     group by source
@@ -33,7 +34,7 @@ select
     coalesce(latest.last_status, 'never_run') as last_status,
     latest.last_error,
     succeeded.last_success_at,
-    (epoch(latest.last_attempt_at) - epoch(succeeded.last_success_at)) / 3600 as hours_behind
+    ({{ epoch_seconds('latest.last_attempt_at') }} - {{ epoch_seconds('succeeded.last_success_at') }}) / 3600.0 as hours_behind
 from sources
 left join latest on sources.source = latest.source
 left join succeeded on sources.source = succeeded.source

@@ -43,7 +43,7 @@ with outcomes as (
 counted as (
     select source, coalesce(service, 'unknown') as service, entity, outcome, sum(records) as records
     from outcomes
-    group by all
+    {{ group_by(4) }}
 )
 
 select
@@ -52,8 +52,9 @@ select
     counted.entity,
     counted.outcome,
     counted.records,
-    sum(counted.records) over (partition by counted.source, counted.service, counted.entity) as records_extracted,
-    counted.records / nullif(sum(counted.records) over (partition by counted.source, counted.service, counted.entity), 0)
+    cast(sum(counted.records) over (partition by counted.source, counted.service, counted.entity) as bigint)
+        as records_extracted,
+    {{ divide('counted.records', 'nullif(sum(counted.records) over (partition by counted.source, counted.service, counted.entity), 0)') }}
         as share_of_extracted,
     freshness.last_status as source_status,
     freshness.last_success_at as source_data_as_of

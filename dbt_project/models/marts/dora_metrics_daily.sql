@@ -1,5 +1,4 @@
 -- DORA metrics per service x environment x UTC day (see macros/dora_metrics.sql). Deployments,
 -- change failure rate, rework and lead time are bucketed by deployment time; recovery times by
 -- resolution time; open failures by detection time.
-select * exclude (level), period_start as metric_date
-from ({{ dora_metrics('day', 'service_environment') }})
+{{ dora_metrics('day', 'service_environment', include_level=false, metric_date=true) }}

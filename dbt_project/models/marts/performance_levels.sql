@@ -19,10 +19,10 @@ scored as (
         bands.level,
         bands.level_rank,
         bands.published,
-        measured.value between bands.lower_bound and coalesce(bands.upper_bound, 'infinity'::double)
+        measured.value between bands.lower_bound and coalesce(bands.upper_bound, cast('infinity' as double precision))
             as contains,
         case
-            when measured.value between bands.lower_bound and coalesce(bands.upper_bound, 'infinity'::double)
+            when measured.value between bands.lower_bound and coalesce(bands.upper_bound, cast('infinity' as double precision))
                 then 0
             when measured.metric = 'change_failure_rate'
                 then least(abs(measured.value - bands.lower_bound),
@@ -39,11 +39,11 @@ scored as (
 
 chosen as (
     select scope_level, scope, metric,
-        arg_min(level, (distance, case when contains then level_rank else -level_rank end)) as level,
-        arg_min(published, (distance, case when contains then level_rank else -level_rank end)) as band,
+        {{ first_by('level', ['distance', 'case when contains then level_rank else -level_rank end']) }} as level,
+        {{ first_by('published', ['distance', 'case when contains then level_rank else -level_rank end']) }} as band,
         bool_or(contains) as within_band
     from scored
-    group by all
+    {{ group_by(3) }}
 )
 
 select

@@ -25,7 +25,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.sources import DltSource
 
-from dora_pipeline import source_runs
+from dora_pipeline import source_runs, warehouse
 from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
 from dora_pipeline.sources import rejections
@@ -33,10 +33,11 @@ from dora_pipeline.sources.batches import schema_marker
 from dora_pipeline.sources.http import requests_sent, user_message
 from dora_pipeline.sources.registry import SOURCES
 
-# dlt writes load packages as Parquet (through pyarrow) rather than its default SQL INSERT
+# dlt writes DuckDB's load packages as Parquet (through pyarrow) rather than its default SQL INSERT
 # statements: at ten times the demo's size Gearset's load took 3.6 GB and 28 s with the default,
-# 0.4 GB and 7 s with Parquet (bench/load_format.py).
-LOADER_FILE_FORMAT = "parquet"
+# 0.4 GB and 7 s with Parquet (bench/load_format.py). dlt loads Parquet into PostgreSQL only
+# through the ADBC driver; without it, PostgreSQL takes dlt's own default, INSERT statements.
+LOADER_FILE_FORMAT = {"duckdb": "parquet", "postgres": "insert_values"}
 
 
 class RawTableTranslator(DagsterDltTranslator):
@@ -53,7 +54,7 @@ def raw_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
     """The dlt pipeline that loads one source into its own `raw_<source>` schema."""
     return dlt.pipeline(
         pipeline_name=f"dora_{source}",
-        destination=dlt.destinations.duckdb(str(settings.build_path)),
+        destination=warehouse.dlt_destination(settings),
         dataset_name=f"raw_{source}",
         pipelines_dir=str(settings.dlt_pipelines_dir),
     )
@@ -95,10 +96,11 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
     def load_raw(context: AssetExecutionContext, dlt: DagsterDltResource, warehouse_lock: WarehouseLock):
         started = datetime.now(UTC)
         rejections.drain(name)  # nothing left from an earlier attempt in this process
-        rejections.watch_for(name, source_runs.still_rejected(settings.build_path, name))
+        rejections.watch_for(name, source_runs.still_rejected(settings, name))
         sent_before = requests_sent(name)
+        file_format = LOADER_FILE_FORMAT[settings.warehouse]
         try:
-            results = list(dlt.run(context=context, dlt_source=spec.build(), loader_file_format=LOADER_FILE_FORMAT))
+            results = list(dlt.run(context=context, dlt_source=spec.build(), loader_file_format=file_format))
         except Exception as exc:  # noqa: BLE001 - any failure of one source leaves the others to load
             rejections.drain(name)  # nothing of this attempt was loaded; its rejections come again
             rejections.loaded_again(name)
@@ -106,15 +108,15 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
             context.log.error(f"{name} could not be extracted; the warehouse keeps its last good data: {error}")
             pipeline = raw_pipeline(name, settings)
             pipeline.drop_pending_packages()
-            pipeline.run(empty_tables(spec.describe()), loader_file_format=LOADER_FILE_FORMAT)
-            source_runs.record(settings.build_path, context.run_id, name, started, error)
+            pipeline.run(empty_tables(spec.describe()), loader_file_format=file_format)
+            source_runs.record(settings, context.run_id, name, started, error)
             for key in context.selected_asset_keys:
                 yield MaterializeResult(asset_key=key, metadata={"extraction": "failed", "error": error})
             return
-        source_runs.record(settings.build_path, context.run_id, name, started, None)
-        source_runs.clear_rejections(settings.build_path, name, rejections.loaded_again(name))
+        source_runs.record(settings, context.run_id, name, started, None)
+        source_runs.clear_rejections(settings, name, rejections.loaded_again(name))
         rejected = rejections.drain(name)
-        source_runs.record_rejections(settings.build_path, context.run_id, rejected)
+        source_runs.record_rejections(settings, context.run_id, rejected)
         if rejected:
             context.log.warning(f"{name}: {len(rejected)} records could not be loaded and were set aside")
         # Every table of the source carries the step's request count (the progress line reads it).

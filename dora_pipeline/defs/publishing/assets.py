@@ -42,7 +42,7 @@ def publication_assets(settings: Settings, marts: list[AssetKey]) -> list[Assets
         description="The self-contained HTML report with charts, built from the published warehouse.",
     )
     def dora_report(warehouse_lock: WarehouseLock) -> MaterializeResult:
-        report = build_report(settings.duckdb_path, settings.report_path)
+        report = build_report(settings, settings.report_path)
         return MaterializeResult(
             metadata={
                 "path": MetadataValue.path(str(report.path)),
@@ -59,7 +59,7 @@ def publication_assets(settings: Settings, marts: list[AssetKey]) -> list[Assets
         "how old the data the warehouse keeps for it is, so a scheduler notices.",
     )
     def extraction_health(context: AssetExecutionContext, warehouse_lock: WarehouseLock) -> MaterializeResult:
-        failed = source_runs.failures(settings.duckdb_path, context.run_id)
+        failed = source_runs.failures(settings, context.run_id)
         if failed:
             raise Failure(
                 description="; ".join(f.describe() for f in failed),

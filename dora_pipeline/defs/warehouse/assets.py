@@ -56,7 +56,7 @@ def warehouse_assets(project: DbtProject, sources: list[str], settings: Settings
 
     @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=TRANSLATOR)
     def dora_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse_lock: WarehouseLock):
-        source_runs.ensure_table(settings.build_path)  # read by the freshness models, even before any run
+        source_runs.ensure_table(settings)  # read by the freshness models, even before any run
         # dbt reads --vars as YAML, which accepts JSON except for escaped surrogate pairs (an
         # emoji in a service name): pass the characters themselves
         # dbt's unit tests check the models' logic, not the data: they run in CI (tests/), not in

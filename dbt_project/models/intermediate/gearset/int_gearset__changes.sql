@@ -12,7 +12,7 @@ per_pipeline as (
     select
         deployments.pipeline_id,
         pull_requests.pull_request_number,
-        any_value(pull_requests.title) as title,
+        {{ dbt.any_value('pull_requests.title') }} as title,
         min(pull_requests.opened_at) as opened_at,
         min(pull_requests.merged_at) as merged_at,
         min(pull_requests.first_commit_at) as first_commit_at

@@ -3,7 +3,7 @@
 -- `is_superseded` so int_deployments can exclude them as duplicates. Multitudes keeps no status
 -- (CI posts successful deployments); production is an environment name starting with `prod`.
 with deployments as (
-    select * from {{ ref('stg_multitudes__deployments') }}
+    select *, {{ sorted_list('commit_shas') }} as commit_set from {{ ref('stg_multitudes__deployments') }}
 )
 
 select
@@ -18,11 +18,11 @@ select
     cast(null as varchar) as revision,
     coalesce(is_test, false) as is_test,
     false as is_empty,
-    list_contains(tags, 'is_fix') as is_fix,
-    list_contains(tags, 'is_rollback') as is_rollback,
-    list_contains(tags, 'is_failure') as is_failure_reported,
+    {{ list_has('tags', "'is_fix'") }} as is_fix,
+    {{ list_has('tags', "'is_rollback'") }} as is_rollback,
+    {{ list_has('tags', "'is_failure'") }} as is_failure_reported,
     row_number() over (
-        partition by list_sort(commit_shas), environment_name
+        partition by commit_set, environment_name
         order by received_at desc nulls last, deployment_id desc
     ) > 1 as is_superseded
 from deployments

@@ -31,10 +31,10 @@ per_deployment as (
         deployments.environment,
         cast(deployments.deployed_at as date) as metric_date,
         bool_or(bugs.severity <= 2) as has_severe_bug,
-        avg(epoch(bugs.resolved_at) - epoch(deployments.deployed_at)) as mean_restore_time
+        avg({{ epoch_seconds('bugs.resolved_at') }} - {{ epoch_seconds('deployments.deployed_at') }}) as mean_restore_time
     from deployments
     left join bugs on deployments.deployment_id = bugs.deployment_id
-    group by all
+    {{ group_by(4) }}
 ),
 
 lead_times as (
@@ -42,10 +42,10 @@ lead_times as (
         deployments.service,
         deployments.environment,
         cast(deployments.deployed_at as date) as metric_date,
-        avg(epoch(deployments.deployed_at) - epoch(pull_requests.started_at)) as lead_time_mean_seconds
+        avg({{ epoch_seconds('deployments.deployed_at') }} - {{ epoch_seconds('pull_requests.started_at') }}) as lead_time_mean_seconds
     from deployments
     inner join pull_requests on deployments.deployment_id = pull_requests.deployment_id
-    group by all
+    {{ group_by(3) }}
 ),
 
 gearset_way as (
@@ -54,12 +54,12 @@ gearset_way as (
         per_deployment.environment,
         per_deployment.metric_date,
         count(*) as deployments,
-        any_value(lead_times.lead_time_mean_seconds) as lead_time_mean_seconds,
-        count(*) filter (where per_deployment.has_severe_bug) / count(*) as change_failure_rate,
+        {{ dbt.any_value('lead_times.lead_time_mean_seconds') }} as lead_time_mean_seconds,
+        {{ divide('count(*) filter (where per_deployment.has_severe_bug)', 'count(*)') }} as change_failure_rate,
         avg(per_deployment.mean_restore_time) as restore_time_mean_seconds
     from per_deployment
     left join lead_times using (service, environment, metric_date)
-    group by all
+    {{ group_by(3) }}
 ),
 
 ours as (

@@ -9,7 +9,7 @@ with per_repo as (
         max(value) filter (where segment = 'defect_detected_count') as gitclear_defects_detected,
         max(value) filter (where segment = 'mean_hours_to_resolved') as gitclear_mean_hours_to_resolved
     from {{ ref('stg_gitclear__report_points') }}
-    group by all
+    {{ group_by(2) }}
 ),
 
 points as (
@@ -19,7 +19,7 @@ points as (
         max(gitclear_defects_detected) as gitclear_defects_detected,
         max(gitclear_mean_hours_to_resolved) as gitclear_mean_hours_to_resolved
     from per_repo
-    group by all
+    {{ group_by(2) }}
 ),
 
 failures as (

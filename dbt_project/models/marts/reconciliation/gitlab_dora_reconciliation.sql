@@ -18,29 +18,29 @@ incidents as (
 
 deploy_days as (
     select project_id, cast(finished_at as date) as metric_date, count(*) as deployments
-    from deployments group by all
+    from deployments {{ group_by(2) }}
 ),
 
 lead_days as (
     select
         deployments.project_id,
         cast(deployments.finished_at as date) as metric_date,
-        median(greatest(0, epoch(deployments.finished_at) - epoch(links.merged_at))) as lead_time
+        {{ percentile('greatest(0, ' ~ epoch_seconds('deployments.finished_at') ~ ' - ' ~ epoch_seconds('links.merged_at') ~ ')', 0.5) }} as lead_time
     from deployments
     inner join {{ ref('stg_gitlab__deployment_merge_requests') }} as links
         on deployments.deployment_id = links.deployment_id
-    group by all
+    {{ group_by(2) }}
 ),
 
 opened_days as (
     select project_id, cast(detected_at as date) as metric_date, count(*) as incidents
-    from incidents group by all
+    from incidents {{ group_by(2) }}
 ),
 
 restore_days as (
     select project_id, cast(resolved_at as date) as metric_date,
-        median(epoch(resolved_at) - epoch(detected_at)) as time_to_restore
-    from incidents where resolved_at is not null group by all
+        {{ percentile(epoch_seconds('resolved_at') ~ ' - ' ~ epoch_seconds('detected_at'), 0.5) }} as time_to_restore
+    from incidents where resolved_at is not null {{ group_by(2) }}
 ),
 
 days as (
@@ -58,9 +58,9 @@ ours as (
     left join restore_days using (project_id, metric_date)
     cross join lateral (
         values
-            ('deployment_frequency', cast(coalesce(deploy_days.deployments, 0) as double)),
+            ('deployment_frequency', cast(coalesce(deploy_days.deployments, 0) as double precision)),
             ('lead_time_for_changes', lead_days.lead_time),
-            ('change_failure_rate', coalesce(opened_days.incidents, 0) / greatest(coalesce(deploy_days.deployments, 0), 1)),
+            ('change_failure_rate', {{ divide('coalesce(opened_days.incidents, 0)', 'greatest(coalesce(deploy_days.deployments, 0), 1)') }}),
             ('time_to_restore_service', restore_days.time_to_restore)
     ) as computed(metric, value)
 ),

@@ -9,5 +9,4 @@ select
     {{ utc('created_at') }} as opened_at,
     {{ utc('merged_at') }} as merged_at,
     {{ utc('first_commit_date') }} as first_commit_at
-from {{ source('gearset', 'deployment_pull_requests') }}
-qualify row_number() over (partition by deployment_id, number order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gearset', 'deployment_pull_requests'), 'deployment_id, number') }} as deployment_pull_requests

@@ -16,5 +16,4 @@ select
         + coalesce(config_data_items_count, 0) = 0 as is_empty,
     target_org,
     bugs_tracked
-from {{ source('gearset', 'deployments') }}
-qualify row_number() over (partition by id order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gearset', 'deployments'), 'id') }} as deployments

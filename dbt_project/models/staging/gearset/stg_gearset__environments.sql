@@ -4,5 +4,4 @@ select
     name as environment_name,
     org_location_type,
     coalesce(org_location_type = 'SalesforceProductionOrg', false) as is_production
-from {{ source('gearset', 'environments') }}
-qualify row_number() over (partition by id order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gearset', 'environments'), 'id') }} as environments

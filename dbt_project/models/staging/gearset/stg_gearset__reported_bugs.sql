@@ -5,5 +5,4 @@ select
     severity,
     {{ utc('identified_at') }} as detected_at,
     {{ utc('resolved_at') }} as resolved_at
-from {{ source('gearset', 'reported_bugs') }}
-qualify row_number() over (partition by id order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gearset', 'reported_bugs'), 'id') }} as reported_bugs

@@ -10,5 +10,4 @@ select
     run_outcome,
     error_message,
     head_commit_hash
-from {{ source('gearset_automation', 'ci_job_runs') }}
-qualify row_number() over (partition by id order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gearset_automation', 'ci_job_runs'), 'id') }} as ci_job_runs

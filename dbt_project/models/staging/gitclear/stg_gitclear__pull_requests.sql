@@ -8,5 +8,4 @@ select
     {{ utc('merged_at') }} as merged_at,
     {{ utc('first_commit_at') }} as first_commit_at,
     merge_sha
-from {{ source('gitclear', 'pull_requests') }}
-qualify row_number() over (partition by repo, number order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gitclear', 'pull_requests'), 'repo, number') }} as pull_requests

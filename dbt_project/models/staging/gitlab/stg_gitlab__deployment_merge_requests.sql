@@ -8,5 +8,4 @@ select
     {{ utc('created_at') }} as opened_at,
     {{ utc('merged_at') }} as merged_at,
     merge_commit_sha
-from {{ source('gitlab', 'deployment_merge_requests') }}
-qualify row_number() over (partition by deployment_id, merge_request_id order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gitlab', 'deployment_merge_requests'), 'deployment_id, merge_request_id') }} as deployment_merge_requests

@@ -13,5 +13,4 @@ select
     {{ utc('created_at') }} as created_at,
     {{ utc('updated_at') }} as updated_at,
     {{ utc('finished_at') }} as finished_at
-from {{ source('gitlab', 'deployments') }}
-qualify row_number() over (partition by id order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gitlab', 'deployments'), 'id') }} as deployments

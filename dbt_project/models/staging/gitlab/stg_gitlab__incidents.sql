@@ -7,5 +7,4 @@ select
     severity,
     {{ utc('created_at') }} as detected_at,
     {{ utc('closed_at') }} as resolved_at
-from {{ source('gitlab', 'incidents') }}
-qualify row_number() over (partition by id order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gitlab', 'incidents'), 'id') }} as incidents

@@ -9,5 +9,4 @@ select
     {{ utc('merged_at') }} as merged_at,
     {{ utc('first_commit_at') }} as first_commit_at,
     coalesce(squash_commit_sha, merge_commit_sha) as merge_sha
-from {{ source('gitlab', 'merge_requests') }}
-qualify row_number() over (partition by id order by _dlt_load_id desc) = 1
+from {{ latest_rows(source('gitlab', 'merge_requests'), 'id') }} as merge_requests

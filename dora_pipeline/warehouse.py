@@ -1,0 +1,214 @@
+"""Every way into the warehouse, whichever it is: DuckDB (one file, the embedded default) or
+PostgreSQL (a server a team shares).
+
+The same sources and dbt models run on both. This module turns the `dora.warehouse` setting into
+what each tool needs (dlt's destination, dbt's target and schemas, connections for the code that
+reads and writes tables itself) so nothing else needs to know which warehouse it is.
+
+Where a refresh writes before it publishes:
+- DuckDB: a build copy of the file (`<data>/build/<name>.duckdb`), copied over the published file.
+- PostgreSQL: dlt loads the raw schemas in place (each load is one transaction) and dbt builds into
+  `build_staging`, `build_intermediate` and `build_marts`; publishing renames them to `staging`,
+  `intermediate` and `marts` in one transaction (see `publish.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import dlt
+
+from dora_pipeline.settings import Settings
+
+# The schemas dbt builds, in the order they depend on each other.
+LAYERS = ("staging", "intermediate", "marts")
+# dbt's schemas on a server warehouse get this prefix until they are published.
+BUILD_PREFIX = "build_"
+CREDENTIALS_HINT = (
+    "set [destination.postgres.credentials] in .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS__*"
+)
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """Where a PostgreSQL warehouse is. The password never appears in a repr or a message."""
+
+    host: str
+    port: int
+    database: str
+    username: str
+    password: str = field(repr=False, default="")
+
+    def connect_kwargs(self) -> dict:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.database,
+            "user": self.username,
+            "password": self.password,
+            "application_name": "dora-pipeline",
+            "connect_timeout": 15,
+        }
+
+
+def postgres_server() -> PostgresServer:
+    """The server from dlt's own configuration of its postgres destination, so dlt, dbt and this
+    module read one setting."""
+    from dlt.common.configuration import resolve_configuration
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    try:
+        credentials = resolve_configuration(PostgresCredentials(), sections=("destination", "postgres", "credentials"))
+    except ConfigFieldMissingException as exc:
+        missing = ", ".join(exc.fields)
+        raise WarehouseConfigError(f"the PostgreSQL warehouse is missing {missing}; {CREDENTIALS_HINT}") from None
+    return PostgresServer(
+        host=credentials.host,
+        port=int(credentials.port or 5432),
+        database=credentials.database,
+        username=credentials.username,
+        password=credentials.password or "",
+    )
+
+
+class WarehouseConfigError(ValueError):
+    """The warehouse cannot be reached with what is configured."""
+
+
+def dlt_destination(settings: Settings):
+    """Where dlt loads the raw schemas."""
+    if settings.is_postgres:
+        server = postgres_server()
+        from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+        credentials = PostgresCredentials()
+        credentials.host, credentials.port = server.host, server.port
+        credentials.database, credentials.username, credentials.password = (
+            server.database,
+            server.username,
+            server.password,
+        )
+        return dlt.destinations.postgres(credentials=credentials)
+    return dlt.destinations.duckdb(str(settings.build_path))
+
+
+def dbt_environment(settings: Settings) -> dict[str, str]:
+    """The variables dbt's profile reads (dbt runs as a subprocess). dbt scrubs the values of
+    variables named DBT_ENV_SECRET_* from its logs, so the password goes in one of those."""
+    if not settings.is_postgres:
+        return {"DORA_DBT_TARGET": "local", "DORA_DBT_SCHEMA_PREFIX": ""}
+    server = postgres_server()
+    return {
+        "DORA_DBT_TARGET": "postgres",
+        "DORA_DBT_SCHEMA_PREFIX": BUILD_PREFIX,
+        "DORA_PG_HOST": server.host,
+        "DORA_PG_PORT": str(server.port),
+        "DORA_PG_DATABASE": server.database,
+        "DORA_PG_USER": server.username,
+        "DBT_ENV_SECRET_DORA_PG_PASSWORD": server.password,
+    }
+
+
+class Connection:
+    """A connection to either warehouse with one calling convention: `?` placeholders, rows as
+    tuples, and explicit transactions."""
+
+    def __init__(self, raw, kind: str):
+        self.raw = raw
+        self.kind = kind
+        self.columns: list[str] = []
+
+    def _sql(self, sql: str, has_parameters: bool) -> str:
+        if self.kind == "postgres" and has_parameters:
+            return sql.replace("%", "%%").replace("?", "%s")
+        return sql
+
+    def execute(self, sql: str, parameters: Sequence | None = None) -> list[tuple]:
+        """Run one statement; its rows (none for a statement that returns none)."""
+        if self.kind == "duckdb":
+            cursor = self.raw.execute(sql, parameters) if parameters is not None else self.raw.execute(sql)
+            self.columns = [d[0] for d in cursor.description or []]
+            return cursor.fetchall() if cursor.description else []
+        with self.raw.cursor() as cursor:
+            cursor.execute(self._sql(sql, parameters is not None), parameters)
+            self.columns = [d[0] for d in cursor.description or []]
+            return cursor.fetchall() if cursor.description else []
+
+    def executemany(self, sql: str, rows: Sequence[Sequence]) -> None:
+        if self.kind == "duckdb":
+            self.raw.executemany(sql, rows)
+            return
+        with self.raw.cursor() as cursor:
+            cursor.executemany(self._sql(sql, True), rows)
+
+    def records(self, sql: str, parameters: Sequence | None = None) -> list[dict]:
+        rows = self.execute(sql, parameters)
+        return [dict(zip(self.columns, row, strict=True)) for row in rows]
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.execute("begin")
+        try:
+            yield
+        except BaseException:
+            self.execute("rollback")
+            raise
+        self.execute("commit")
+
+    def tables(self, schema: str) -> list[str]:
+        """The base tables of `schema`, by name."""
+        return [
+            name
+            for (name,) in self.execute(
+                "select table_name from information_schema.tables where table_schema = ? "
+                "and table_type = 'BASE TABLE' order by table_name",
+                [schema],
+            )
+        ]
+
+
+@contextmanager
+def connect(settings: Settings, *, build: bool = False, read_only: bool = False) -> Iterator[Connection]:
+    """A connection to the published warehouse, or with `build` to the one the refresh writes
+    (the same server with PostgreSQL, whose build schemas are named apart)."""
+    if settings.is_postgres:
+        import psycopg2
+
+        raw = psycopg2.connect(**postgres_server().connect_kwargs())
+        raw.autocommit = True  # statements commit alone unless inside transaction()
+        if read_only:
+            raw.set_session(readonly=True, autocommit=True)
+        try:
+            yield Connection(raw, "postgres")
+        finally:
+            raw.close()
+        return
+    import duckdb
+
+    path = settings.build_path if build else settings.duckdb_path
+    with duckdb.connect(str(path), read_only=read_only) as raw:
+        yield Connection(raw, "duckdb")
+
+
+def marts_schema(settings: Settings, *, build: bool = False) -> str:
+    """The schema holding the marts a connection from `connect(settings, build=build)` sees."""
+    return f"{BUILD_PREFIX}marts" if build and settings.is_postgres else "marts"
+
+
+def exists(settings: Settings) -> bool:
+    """Whether a refresh has published this warehouse yet."""
+    if not settings.is_postgres:
+        return settings.duckdb_path.exists()
+    with connect(settings, read_only=True) as con:
+        return bool(con.execute("select 1 from information_schema.schemata where schema_name = 'marts'"))
+
+
+def describe(settings: Settings) -> str:
+    """Where the warehouse is, for a person (never with its password)."""
+    if not settings.is_postgres:
+        return str(settings.duckdb_path)
+    server = postgres_server()
+    return f"postgresql://{server.username}@{server.host}:{server.port}/{server.database}"
