@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -40,10 +40,13 @@ event_log_storage:
 
 
 WAREHOUSES = ("duckdb", "postgres")
+CREDENTIALS_HINT = (
+    "set [destination.postgres.credentials] in .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS__*"
+)
 
 
-class WarehouseSettingError(ValueError):
-    """The `dora.warehouse` setting names no warehouse this tool can use."""
+class WarehouseConfigError(ValueError):
+    """The warehouse setting names no warehouse this tool can use, or one it cannot reach."""
 
 
 def configured_warehouse() -> str:
@@ -53,10 +56,59 @@ def configured_warehouse() -> str:
 
     kind = (dlt.config.get("dora.warehouse", str) or "duckdb").strip().lower()
     if kind not in WAREHOUSES:
-        raise WarehouseSettingError(
+        raise WarehouseConfigError(
             f"dora.warehouse is {kind!r}; it must be one of {', '.join(WAREHOUSES)} (DORA__WAREHOUSE)"
         )
     return kind
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    """Where a PostgreSQL warehouse is. The password never appears in a repr or a message."""
+
+    host: str
+    port: int
+    database: str
+    username: str
+    password: str = field(repr=False, default="")
+
+    def connect_kwargs(self) -> dict:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "dbname": self.database,
+            "user": self.username,
+            "password": self.password,
+            "application_name": "dora-pipeline",
+            "connect_timeout": 15,
+        }
+
+
+def postgres_server() -> PostgresServer:
+    """The server from dlt's own configuration of its postgres destination, so dlt, dbt and this
+    module read one setting."""
+    from dlt.common.configuration import resolve_configuration
+    from dlt.common.configuration.exceptions import ConfigFieldMissingException
+    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
+
+    try:
+        import psycopg2  # noqa: F401 - dlt's and dbt's PostgreSQL driver
+    except ImportError:
+        raise WarehouseConfigError(
+            "the PostgreSQL warehouse needs its drivers: pip install 'dora-pipeline[postgres]'"
+        ) from None
+    try:
+        credentials = resolve_configuration(PostgresCredentials(), sections=("destination", "postgres", "credentials"))
+    except ConfigFieldMissingException as exc:
+        missing = ", ".join(exc.fields)
+        raise WarehouseConfigError(f"the PostgreSQL warehouse is missing {missing}; {CREDENTIALS_HINT}") from None
+    return PostgresServer(
+        host=credentials.host,
+        port=int(credentials.port or 5432),
+        database=credentials.database,
+        username=credentials.username,
+        password=credentials.password or "",
+    )
 
 
 @dataclass(frozen=True)
@@ -68,6 +120,8 @@ class Settings:
 
     duckdb_path: Path
     warehouse: str = "duckdb"
+    # Where the PostgreSQL warehouse is (resolved when the settings are made), or None with DuckDB.
+    postgres: PostgresServer | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,7 +129,12 @@ class Settings:
 
     @classmethod
     def from_path(cls, path: Path, warehouse: str | None = None) -> Settings:
-        return cls(duckdb_path=Path(path).expanduser().resolve(), warehouse=warehouse or configured_warehouse())
+        kind = warehouse or configured_warehouse()
+        return cls(
+            duckdb_path=Path(path).expanduser().resolve(),
+            warehouse=kind,
+            postgres=postgres_server() if kind == "postgres" else None,
+        )
 
     @property
     def is_postgres(self) -> bool:

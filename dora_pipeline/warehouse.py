@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 
 import dlt
 
@@ -26,62 +25,12 @@ from dora_pipeline.settings import Settings
 LAYERS = ("staging", "intermediate", "marts")
 # dbt's schemas on a server warehouse get this prefix until they are published.
 BUILD_PREFIX = "build_"
-CREDENTIALS_HINT = (
-    "set [destination.postgres.credentials] in .dlt/secrets.toml or DESTINATION__POSTGRES__CREDENTIALS__*"
-)
-
-
-@dataclass(frozen=True)
-class PostgresServer:
-    """Where a PostgreSQL warehouse is. The password never appears in a repr or a message."""
-
-    host: str
-    port: int
-    database: str
-    username: str
-    password: str = field(repr=False, default="")
-
-    def connect_kwargs(self) -> dict:
-        return {
-            "host": self.host,
-            "port": self.port,
-            "dbname": self.database,
-            "user": self.username,
-            "password": self.password,
-            "application_name": "dora-pipeline",
-            "connect_timeout": 15,
-        }
-
-
-def postgres_server() -> PostgresServer:
-    """The server from dlt's own configuration of its postgres destination, so dlt, dbt and this
-    module read one setting."""
-    from dlt.common.configuration import resolve_configuration
-    from dlt.common.configuration.exceptions import ConfigFieldMissingException
-    from dlt.destinations.impl.postgres.configuration import PostgresCredentials
-
-    try:
-        credentials = resolve_configuration(PostgresCredentials(), sections=("destination", "postgres", "credentials"))
-    except ConfigFieldMissingException as exc:
-        missing = ", ".join(exc.fields)
-        raise WarehouseConfigError(f"the PostgreSQL warehouse is missing {missing}; {CREDENTIALS_HINT}") from None
-    return PostgresServer(
-        host=credentials.host,
-        port=int(credentials.port or 5432),
-        database=credentials.database,
-        username=credentials.username,
-        password=credentials.password or "",
-    )
-
-
-class WarehouseConfigError(ValueError):
-    """The warehouse cannot be reached with what is configured."""
 
 
 def dlt_destination(settings: Settings):
     """Where dlt loads the raw schemas."""
     if settings.is_postgres:
-        server = postgres_server()
+        server = settings.postgres
         from dlt.destinations.impl.postgres.configuration import PostgresCredentials
 
         credentials = PostgresCredentials()
@@ -100,7 +49,7 @@ def dbt_environment(settings: Settings) -> dict[str, str]:
     variables named DBT_ENV_SECRET_* from its logs, so the password goes in one of those."""
     if not settings.is_postgres:
         return {"DORA_DBT_TARGET": "local", "DORA_DBT_SCHEMA_PREFIX": ""}
-    server = postgres_server()
+    server = settings.postgres
     return {
         "DORA_DBT_TARGET": "postgres",
         "DORA_DBT_SCHEMA_PREFIX": BUILD_PREFIX,
@@ -177,7 +126,7 @@ def connect(settings: Settings, *, build: bool = False, read_only: bool = False)
     if settings.is_postgres:
         import psycopg2
 
-        raw = psycopg2.connect(**postgres_server().connect_kwargs())
+        raw = psycopg2.connect(**settings.postgres.connect_kwargs())
         raw.autocommit = True  # statements commit alone unless inside transaction()
         if read_only:
             raw.set_session(readonly=True, autocommit=True)
@@ -210,5 +159,5 @@ def describe(settings: Settings) -> str:
     """Where the warehouse is, for a person (never with its password)."""
     if not settings.is_postgres:
         return str(settings.duckdb_path)
-    server = postgres_server()
+    server = settings.postgres
     return f"postgresql://{server.username}@{server.host}:{server.port}/{server.database}"

@@ -140,3 +140,12 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.section("figures")
         for line in _FIGURES:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """A PostgreSQL server of the tests' own on loopback (see postgres_cluster.py)."""
+    from postgres_cluster import running_cluster
+
+    with running_cluster() as cluster:
+        yield cluster

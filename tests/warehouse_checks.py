@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 
+from dora_pipeline import warehouse
 from dora_pipeline.sandbox.ground_truth import metrics
 from dora_pipeline.sandbox.world import World
+from dora_pipeline.settings import Settings
 
 KEYS = {
     "service_environment": ("service", "environment", "period_start"),
@@ -24,16 +27,21 @@ def mart_table(grain: str, level: str) -> str:
     return f"marts.{prefix[level]}_{GRAIN_NAMES[grain]}"
 
 
-def mart_rows(path: Path, grain: str = "day", level: str = "service_environment") -> dict[tuple, dict]:
-    with duckdb.connect(str(path), read_only=True) as con:
-        rel = con.sql(f"select * from {mart_table(grain, level)}")
-        columns = rel.columns
-        rows = [dict(zip(columns, r, strict=True)) for r in rel.fetchall()]
+def published(target: Path | Settings):
+    """A read-only connection to a published warehouse: a DuckDB file, or any warehouse's settings."""
+    return warehouse.connect(
+        target if isinstance(target, Settings) else Settings(duckdb_path=Path(target)), read_only=True
+    )
+
+
+def mart_rows(target: Path | Settings, grain: str = "day", level: str = "service_environment") -> dict[tuple, dict]:
+    with published(target) as con:
+        rows = con.records(f"select * from {mart_table(grain, level)}")
     return {tuple(r[k] for k in KEYS[level]): r for r in rows}
 
 
 def differences(
-    path: Path,
+    path: Path | Settings,
     world: World,
     severity_threshold: int | None = None,
     grain: str = "day",
@@ -171,3 +179,52 @@ def duplicated_keys(path: Path) -> dict[str, int]:
                 if repeated:
                     found[f"{schema}.{table}"] = repeated
     return found
+
+
+def mart_tables(target: Path | Settings) -> dict[str, tuple[list[str], list[tuple]]]:
+    """Every mart's columns and rows (run-time columns and the freshness mart aside), numbers as
+    floats, rows in a stable order, to hold two warehouses built from the same data side by side."""
+    found = {}
+    with published(target) as con:
+        for table in con.tables("marts"):
+            if table == "source_freshness":
+                continue
+            rows = con.records(f"select * from marts.{table}")
+            columns = [c for c in con.columns if c not in RUN_COLUMNS]
+            values = [tuple(_number(r[c]) for c in columns) for r in rows]
+            found[table] = (columns, sorted(values, key=_order))
+    return found
+
+
+def mart_table_differences(left: dict, right: dict) -> list[str]:
+    """Where two `mart_tables` disagree: tables, columns, row counts, then values (floats within
+    1e-9 relative: the warehouses' float arithmetic differs in the last bits)."""
+    problems = [f"table {t} only on one side" for t in sorted(left.keys() ^ right.keys())]
+    for table in sorted(left.keys() & right.keys()):
+        (left_columns, left_rows), (right_columns, right_rows) = left[table], right[table]
+        if left_columns != right_columns:
+            problems.append(f"{table}: columns {left_columns} != {right_columns}")
+            continue
+        if len(left_rows) != len(right_rows):
+            problems.append(f"{table}: {len(left_rows)} rows != {len(right_rows)}")
+            continue
+        for a, b in zip(left_rows, right_rows, strict=True):
+            for column, x, y in zip(left_columns, a, b, strict=True):
+                if isinstance(x, float) and isinstance(y, float):
+                    same = math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-9)
+                else:
+                    same = x == y
+                if not same:
+                    problems.append(f"{table}.{column}: {x!r} != {y!r} in {a}")
+    return problems
+
+
+def _number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        return value
+    return float(value)
+
+
+def _order(row: tuple) -> tuple:
+    """Sort key: floats rounded (so last-bit differences sort alike), None first."""
+    return tuple((0, "") if v is None else (1, f"{v:.6g}" if isinstance(v, float) else repr(v)) for v in row)
