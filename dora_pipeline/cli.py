@@ -79,12 +79,29 @@ WAREHOUSE = click.option(
 )
 
 
+def _settings(path: Path | None = None) -> Settings:
+    """The configured warehouse, or one error line naming the setting that is wrong."""
+    from dora_pipeline.settings import WarehouseConfigError
+
+    try:
+        return Settings.from_path(path) if path else Settings.from_env()
+    except WarehouseConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        click.echo(f"hint: {exc.hint}", err=True)
+        sys.exit(1)
+
+
 def _published(warehouse: Path | None) -> Settings:
     """Settings of an existing warehouse, or one clear error saying how to make one."""
     from dora_pipeline import warehouse as warehouses
+    from dora_pipeline.settings import WarehouseConfigError
 
-    settings = Settings.from_path(warehouse) if warehouse else Settings.from_env()
-    if not warehouses.exists(settings):
+    settings = _settings(warehouse)
+    try:
+        published = warehouses.exists(settings)
+    except WarehouseConfigError as exc:  # a server that cannot be reached
+        _fail(exc, debug=False)
+    if not published:
         click.echo(f"error: no warehouse at {warehouses.describe(settings)}", err=True)
         click.echo("hint: run `dora-pipeline demo` or `dora-pipeline run` first, or pass --warehouse", err=True)
         sys.exit(1)
@@ -139,7 +156,7 @@ def demo(seed: int | None, as_of: datetime | None, copies: int, faults, verbose:
     from dora_pipeline.sandbox.server import Sandbox
     from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED, scaled_services
 
-    settings = Settings.from_env()
+    settings = _settings()
     started = time.monotonic()
     try:
         moment = as_of or DEFAULT_AS_OF
@@ -171,7 +188,7 @@ def run(verbose: bool, debug: bool) -> None:
     from dora_pipeline.refresh import run_refresh
     from dora_pipeline.sources.registry import SOURCES, configured_sources, setting_name
 
-    settings = Settings.from_env()
+    settings = _settings()
     started = time.monotonic()
     if not configured_sources():
         click.echo("error: no source is configured", err=True)
@@ -241,7 +258,7 @@ def report(output: str | None, warehouse: Path | None) -> None:
 @click.argument("dagster_args", nargs=-1, type=click.UNPROCESSED)
 def ui(dagster_args: tuple[str, ...]) -> None:
     """Open the Dagster UI (`dagster dev`) on dora_pipeline.definitions with this warehouse's instance."""
-    settings = Settings.from_env()
+    settings = _settings()
     settings.export()  # DAGSTER_HOME with telemetry off, before Dagster starts
     dagster = Path(sys.executable).parent / "dagster"
     # The module rather than workspace.yaml: an installed package has no checkout around it.

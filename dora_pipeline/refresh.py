@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult
 from dagster._utils.error import SerializableErrorInfo
 
-from dora_pipeline import source_runs
+from dora_pipeline import source_runs, warehouse
 from dora_pipeline.defs import build_definitions
 from dora_pipeline.refresh_lock import refresh_lock
 from dora_pipeline.settings import Settings
@@ -24,6 +25,7 @@ USER_FACING = {
     "SourceRecordError",
     "ConfigFieldMissingException",
     "DbtCliError",
+    "WarehouseConfigError",
 }
 
 
@@ -49,6 +51,9 @@ class RefreshOutcome:
 def run_refresh(settings: Settings, log_level: str = "WARNING", progress: bool = False) -> RefreshOutcome:
     """Materialise every asset of `dora_refresh` against the configured sources; with `progress`,
     print a line to stderr as each step ends."""
+    if settings.is_postgres:
+        with warehouse.connect(settings):  # an unreachable server fails here, in one line, not in every step
+            pass
     with refresh_lock(settings):
         defs = build_definitions(settings)
         job = defs.resolve_job_def("dora_refresh")
@@ -77,7 +82,7 @@ def explain_failure(result: ExecuteInProcessResult) -> tuple[str, str]:
         error = event.step_failure_data.error
         cause = _user_facing(error)
         if cause is not None:
-            first_line = cause.message.strip().splitlines()[0]
+            first_line = re.sub(rf"^[\w.]*{cause.cls_name}: ", "", cause.message.strip().splitlines()[0])
             return first_line, _hint(cause.cls_name, first_line)
         return f"step {event.step_key} failed: {error.message.strip().splitlines()[0]}", "run with --debug for details"
     return "the refresh failed", "run with --debug for details"
@@ -96,6 +101,8 @@ def _user_facing(error: SerializableErrorInfo | None) -> SerializableErrorInfo |
 def _hint(cls_name: str, message: str) -> str:
     if cls_name == "ConfigFieldMissingException":
         return "set the missing keys in .dlt/config.toml / .dlt/secrets.toml or as SOURCES__<SOURCE>__<KEY>"
+    if cls_name == "WarehouseConfigError":
+        return "check [destination.postgres.credentials] (README: 'A server warehouse (PostgreSQL)')"
     if cls_name == "DbtCliError":
         return "see the dbt output above, or run `dbt build` in dbt_project/"
     if "HTTP 401" in message:

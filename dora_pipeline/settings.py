@@ -48,6 +48,8 @@ CREDENTIALS_HINT = (
 class WarehouseConfigError(ValueError):
     """The warehouse setting names no warehouse this tool can use, or one it cannot reach."""
 
+    hint = "see the README section 'A server warehouse (PostgreSQL)'"
+
 
 def configured_warehouse() -> str:
     """`duckdb` (the embedded default) or `postgres`, from dlt's configuration: `warehouse` under

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 import dlt
 
-from dora_pipeline.settings import Settings
+from dora_pipeline.settings import Settings, WarehouseConfigError
 
 # The schemas dbt builds, in the order they depend on each other.
 LAYERS = ("staging", "intermediate", "marts")
@@ -126,7 +126,13 @@ def connect(settings: Settings, *, build: bool = False, read_only: bool = False)
     if settings.is_postgres:
         import psycopg2
 
-        raw = psycopg2.connect(**settings.postgres.connect_kwargs())
+        try:
+            raw = psycopg2.connect(**settings.postgres.connect_kwargs())
+        except psycopg2.OperationalError as exc:
+            reason = " ".join(str(exc).split())  # the server's words; psycopg2 never echoes the password
+            raise WarehouseConfigError(
+                f"cannot connect to the PostgreSQL warehouse {describe(settings)}: {reason}"
+            ) from None
         raw.autocommit = True  # statements commit alone unless inside transaction()
         if read_only:
             raw.set_session(readonly=True, autocommit=True)

@@ -241,3 +241,36 @@ def test_the_postgres_password_reaches_no_log_file_or_table(postgres_runs, postg
         finally:
             con.close()
     assert found == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "command", "says"),
+    [
+        ({"DORA__WAREHOUSE": "oracle"}, "summary", "dora.warehouse is 'oracle'; it must be one of duckdb, postgres"),
+        ({"DORA__WAREHOUSE": "postgres"}, "summary", "the PostgreSQL warehouse is missing"),
+        ({"DORA__WAREHOUSE": "postgres", "WRONG_PASSWORD": "1"}, "demo", "password authentication failed"),
+        ({"DORA__WAREHOUSE": "postgres", "WRONG_PASSWORD": "1"}, "summary", "password authentication failed"),
+    ],
+)
+def test_a_misconfigured_warehouse_fails_in_one_line_without_the_password(
+    postgres_cluster, tmp_path, setting, command, says
+):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SOURCES__", "DORA__", "DESTINATION__"))}
+    env |= {"DORA_DUCKDB_PATH": str(tmp_path / "dora.duckdb"), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env |= {k: v for k, v in setting.items() if k != "WRONG_PASSWORD"}
+    wrong = "not-" + postgres_cluster.password
+    if "WRONG_PASSWORD" in setting:
+        env |= postgres_cluster.environment(DATABASE) | {"DESTINATION__POSTGRES__CREDENTIALS__PASSWORD": wrong}
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "dora-pipeline"), command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in done.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert len(errors) == 2 and says in errors[0], done.stderr[-2000:]
+    assert wrong not in done.stdout + done.stderr and postgres_cluster.password not in done.stderr
