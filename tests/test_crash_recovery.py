@@ -87,7 +87,14 @@ def test_a_refresh_killed_at_every_stage_loses_and_doubles_nothing(settings, san
 
     def loading(source: str) -> Callable[[str], bool]:
         folder = settings.dlt_pipelines_dir / f"dora_{source}" / "load" / "normalized"
-        return lambda token: folder.is_dir() and any(folder.iterdir())
+
+        def holds(token: str) -> bool:
+            try:
+                return any(folder.iterdir())
+            except FileNotFoundError:  # not there yet, or dlt removed it after its load just now
+                return False
+
+        return holds
 
     dbt_seen: dict[str, float] = {}
 
