@@ -119,7 +119,16 @@ def _build_log(settings: Settings, shown: bool) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     click.echo(f"refreshing... (dbt's output: {path})")
     with path.open("w", encoding="utf-8") as log, redirect_stdout(log):
-        yield
+        # The file descriptor too: the steps of a parallel refresh run in processes of their own.
+        sys.__stdout__.flush()
+        terminal = os.dup(1)
+        os.dup2(log.fileno(), 1)
+        try:
+            yield
+        finally:
+            log.flush()
+            os.dup2(terminal, 1)
+            os.close(terminal)
 
 
 def _fail(exc: BaseException, debug: bool) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult
+from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult, build_reconstructable_job, execute_job
 from dagster._utils.error import SerializableErrorInfo
 
 from dora_pipeline import source_runs, warehouse
@@ -62,7 +62,11 @@ def run_refresh(settings: Settings, log_level: str = "WARNING", progress: bool =
             loggers["progress"] = {}
         run_config = {"loggers": loggers}
         with DagsterInstance.get() as instance:
-            result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+            if settings.is_postgres and settings.parallel_steps:
+                parallel = build_reconstructable_job("dora_pipeline.defs", "parallel_refresh_job")
+                result = execute_job(parallel, instance=instance, run_config=run_config, raise_on_error=False)
+            else:
+                result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     failed_steps = {e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE}
     if not result.success and failed_steps != {HEALTH_STEP}:
         message, hint = explain_failure(result)

@@ -31,6 +31,10 @@ DBT_PROJECT_DIR = Path(
 # existing instance keeps its dagster.yaml and so its history.
 DAGSTER_YAML = """telemetry:
   enabled: false
+# Dagster's default console logger (a parallel refresh's step processes start with it) says
+# only what matters; a run's own loggers are configured by the run.
+python_logs:
+  python_log_level: WARNING
 event_log_storage:
   module: dagster._core.storage.event_log
   class: ConsolidatedSqliteEventLogStorage
@@ -141,6 +145,14 @@ class Settings:
     @property
     def is_postgres(self) -> bool:
         return self.warehouse == "postgres"
+
+    @property
+    def parallel_steps(self) -> bool:
+        """Run the refresh's steps in processes of their own, the sources' extractions side by
+        side (`parallel_steps` under [dora], DORA__PARALLEL_STEPS; a server warehouse only)."""
+        import dlt
+
+        return bool(dlt.config.get("dora.parallel_steps", bool))
 
     @property
     def data_dir(self) -> Path:

@@ -41,6 +41,8 @@ class PostgresRuns:
     first_marts: dict
     incremental: RefreshOutcome
     gitlab_deployment_params: list[dict]
+    # (start, end) of each extraction step of the incremental refresh, which ran a step per process
+    extraction_steps: dict[str, tuple[float, float]] = field(default_factory=dict)
     reads: list[tuple] = field(default_factory=list)
     read_errors: list[str] = field(default_factory=list)
     marts: dict = field(default_factory=dict)
@@ -128,6 +130,7 @@ def postgres_runs(postgres_cluster, tmp_path_factory) -> PostgresRuns:
                 "DORA__SERVICE_TEAMS": json.dumps(box.service_teams()),
             }.items():
                 patch.setenv(name, value)
+            patch.setenv("DORA__PARALLEL_STEPS", "true")  # a step per process, the sources side by side
             stop = threading.Event()
             runs = PostgresRuns(settings, postgres_cluster.password, demo, first_differences, first_marts, None, [])
             reader = threading.Thread(target=_reader, args=(settings, stop, runs))
@@ -139,6 +142,8 @@ def postgres_runs(postgres_cluster, tmp_path_factory) -> PostgresRuns:
                 reader.join()
             runs.reads.append(None)  # the refresh has returned: reads after this see the new set
             _reader_once(settings, runs)
+            runs.extraction_steps = _step_windows(runs.incremental.run_id)
+            patch.delenv("DORA__PARALLEL_STEPS")
             runs.gitlab_deployment_params = [
                 r["params"] for r in box.requests("gitlab") if r["path"].endswith("/deployments")
             ]
@@ -147,6 +152,18 @@ def postgres_runs(postgres_cluster, tmp_path_factory) -> PostgresRuns:
             run_refresh(settings)
             runs.rerun_marts, runs.rerun_raw_counts = mart_tables(settings), raw_counts(settings)
     return runs
+
+
+def _step_windows(run_id: str) -> dict[str, tuple[float, float]]:
+    from dagster import DagsterEventType, DagsterInstance
+
+    windows: dict[str, list[float]] = {}
+    with DagsterInstance.get() as instance:
+        for kind in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS):
+            for record in instance.all_logs(run_id, of_type=kind):
+                if record.step_key and record.step_key.endswith("_raw"):
+                    windows.setdefault(record.step_key, []).append(record.timestamp)
+    return {step: (min(times), max(times)) for step, times in windows.items()}
 
 
 def _reader_once(settings: Settings, runs: PostgresRuns) -> None:
@@ -179,6 +196,20 @@ def test_postgres_incremental_refresh_equals_ground_truth_and_duckdb_value_by_va
     for table, (_, rows) in postgres_runs.marts.items():
         assert pq.read_metadata(current / f"{table}.parquet").num_rows == len(rows), table
     assert settings.report_path.stat().st_size > 1_000_000
+
+
+def test_a_parallel_refresh_extracts_the_sources_side_by_side(postgres_runs):
+    """With `parallel_steps` on a server warehouse each step runs in its own process: the five
+    extractions overlap in time (the incremental refresh above, equal to DuckDB's marts, ran so)."""
+    windows = postgres_runs.extraction_steps
+    assert len(windows) == 5
+    overlapping = [
+        (a, b)
+        for a in windows
+        for b in windows
+        if a < b and max(windows[a][0], windows[b][0]) < min(windows[a][1], windows[b][1])
+    ]
+    assert overlapping, windows
 
 
 def test_postgres_rerun_without_new_data_changes_nothing(postgres_runs):

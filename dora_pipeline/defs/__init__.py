@@ -8,7 +8,7 @@ from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 
 from dora_pipeline.defs.ingestion.assets import raw_assets
-from dora_pipeline.defs.jobs import daily_refresh, dora_refresh
+from dora_pipeline.defs.jobs import daily_refresh, dora_refresh, refresh_job
 from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.defs.progress import step_progress
 from dora_pipeline.defs.publishing.assets import publication_assets
@@ -18,7 +18,9 @@ from dora_pipeline.settings import Settings
 from dora_pipeline.sources.registry import enabled_sources
 
 
-def build_definitions(settings: Settings | None = None) -> Definitions:
+def build_definitions(settings: Settings | None = None, parallel: bool = False) -> Definitions:
+    """With `parallel`, the refresh job runs each step in its own process (a server warehouse
+    only) and comes without the schedule, which launches the in-process job."""
     settings = settings or Settings.from_env()
     settings.export()
     sources = enabled_sources()
@@ -31,12 +33,18 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
             warehouse,
             *publication_assets(settings, marts),
         ],
-        jobs=[dora_refresh],
+        jobs=[refresh_job(parallel=True) if parallel else dora_refresh],
         loggers={"console": colored_console_logger, "progress": step_progress},
-        schedules=[daily_refresh],
+        schedules=[] if parallel else [daily_refresh],
         resources={
             "dlt": DagsterDltResource(),
             "dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()),
             "warehouse_lock": WarehouseLock(duckdb_path=str(settings.duckdb_path)),
         },
     )
+
+
+def parallel_refresh_job():
+    """The refresh job with a step per process, rebuilt from the environment in each step's
+    process (Dagster's multiprocess executor imports it by name)."""
+    return build_definitions(Settings.from_env(), parallel=True).resolve_job_def("dora_refresh")
