@@ -129,9 +129,9 @@ def rejected_in(settings: Settings, run_id: str) -> int:
         return con.execute(f"select count(*) from {REJECTED} where run_id = ?", [run_id])[0][0]
 
 
-def failures(settings: Settings, run_id: str, *, build: bool = False) -> list[SourceFailure]:
-    """The sources that failed in `run_id`, each with its last successful extraction."""
-    with warehouse.connect(settings, build=build, read_only=not build) as con:
+def failures(settings: Settings, run_id: str) -> list[SourceFailure]:
+    """The sources that failed in `run_id`, each with its last successful extraction (published warehouse)."""
+    with warehouse.connect(settings, read_only=True) as con:
         rows = con.execute(
             f"""
             select failed.source, failed.error, max(ok.finished_at)
