@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from dora_pipeline import warehouse
 from dora_pipeline.settings import Settings
@@ -51,9 +53,7 @@ def publish(settings: Settings) -> Publication:
                 "select table_name from duckdb_tables() where schema_name = 'marts' order by table_name"
             ).fetchall()
         ]
-        stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
-        target = settings.exports_dir / stamp
-        target.mkdir(parents=True)
+        target = _new_export_set(settings)
         counts = {}
         for table in tables:
             # COPY takes no bound parameter for its file: the path (from configuration) is a literal
@@ -67,6 +67,7 @@ def publish(settings: Settings) -> Publication:
 
 
 def _new_export_set(settings: Settings) -> Path:
+    """A new, empty folder for one set of Parquet exports, named so sets sort by time."""
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{time.time_ns() % 1_000_000:06d}"
     target = settings.exports_dir / stamp
     target.mkdir(parents=True)
@@ -75,7 +76,7 @@ def _new_export_set(settings: Settings) -> Path:
 
 def _publish_schemas(settings: Settings) -> Publication:
     target = _new_export_set(settings)
-    build_marts = warehouse.marts_schema(settings, build=True)
+    build_marts = warehouse.BUILD_PREFIX + "marts"
     with warehouse.connect(settings, build=True) as con:
         counts = {table: _export_table(con, build_marts, table, target) for table in con.tables(build_marts)}
         with con.transaction():
@@ -100,9 +101,6 @@ def _schema_exists(con: warehouse.Connection, schema: str) -> bool:
 
 def _export_table(con: warehouse.Connection, schema: str, table: str, folder: Path) -> int:
     """One table of a server warehouse to Parquet, typed from the table's own columns."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     columns = con.execute(
         "select column_name, data_type from information_schema.columns "
         "where table_schema = ? and table_name = ? order by ordinal_position",
@@ -119,24 +117,19 @@ def _export_table(con: warehouse.Connection, schema: str, table: str, folder: Pa
     return len(rows)
 
 
-def _arrow_types() -> dict:
-    import pyarrow as pa
-
-    return {
-        "bigint": pa.int64(),
-        "integer": pa.int32(),
-        "smallint": pa.int16(),
-        "double precision": pa.float64(),
-        "real": pa.float32(),
-        "numeric": pa.float64(),
-        "boolean": pa.bool_(),
-        "date": pa.date32(),
-        "timestamp without time zone": pa.timestamp("us"),
-        "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-    }
-
-
-_ARROW_TYPES = _arrow_types()
+# PostgreSQL's column types (information_schema) as Parquet's; anything else is written as text.
+_ARROW_TYPES = {
+    "bigint": pa.int64(),
+    "integer": pa.int32(),
+    "smallint": pa.int16(),
+    "double precision": pa.float64(),
+    "real": pa.float32(),
+    "numeric": pa.float64(),
+    "boolean": pa.bool_(),
+    "date": pa.date32(),
+    "timestamp without time zone": pa.timestamp("us"),
+    "timestamp with time zone": pa.timestamp("us", tz="UTC"),
+}
 
 
 def _literal(text: str) -> str:

@@ -148,11 +148,6 @@ def connect(settings: Settings, *, build: bool = False, read_only: bool = False)
         yield Connection(raw, "duckdb")
 
 
-def marts_schema(settings: Settings, *, build: bool = False) -> str:
-    """The schema holding the marts a connection from `connect(settings, build=build)` sees."""
-    return f"{BUILD_PREFIX}marts" if build and settings.is_postgres else "marts"
-
-
 def exists(settings: Settings) -> bool:
     """Whether a refresh has published this warehouse yet."""
     if not settings.is_postgres:

@@ -15,7 +15,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from warehouse_checks import SNAPSHOT_TABLES, differences, mart_table_differences, mart_tables, published
+from warehouse_checks import (
+    SNAPSHOT_TABLES,
+    differences,
+    mart_table_differences,
+    mart_tables,
+    published,
+    run_dbt_unit_tests,
+)
 
 from dora_pipeline.refresh import RefreshOutcome, run_refresh
 from dora_pipeline.sandbox.server import Sandbox
@@ -310,32 +317,11 @@ def test_a_misconfigured_warehouse_fails_in_one_line_without_the_password(
 def test_every_dbt_unit_test_passes_on_postgres(postgres_runs, tmp_path):
     """The metric logic's unit tests (tests/test_metric_logic.py runs them on DuckDB) hold on
     PostgreSQL too: the portable macros mean the same thing on both."""
-    from dora_pipeline.defs.warehouse.project import dbt_executable
-    from dora_pipeline.settings import DBT_PROJECT_DIR
-    from dora_pipeline.sources.registry import SOURCES
     from dora_pipeline.warehouse import dbt_environment
 
     # The unit tests read their models' columns from the published schemas.
-    env = {**os.environ, **dbt_environment(postgres_runs.settings), "DORA_DBT_SCHEMA_PREFIX": ""}
-    done = subprocess.run(
-        [
-            dbt_executable(),
-            "test",
-            "--select",
-            "test_type:unit",
-            "--target-path",
-            str(tmp_path / "target"),
-            "--vars",
-            json.dumps({"dora_sources": list(SOURCES)}),
-        ],
-        cwd=DBT_PROJECT_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    env = {**dbt_environment(postgres_runs.settings), "DORA_DBT_SCHEMA_PREFIX": ""}
+    done, unit_tests = run_dbt_unit_tests(env, tmp_path / "target")
     assert done.returncode == 0, done.stdout[-3000:]
     assert postgres_runs.password not in done.stdout + done.stderr
-    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
-    unit_tests = [r for r in results if r["unique_id"].startswith("unit_test.")]
     assert len(unit_tests) >= 6 and all(r["status"] == "pass" for r in unit_tests), unit_tests

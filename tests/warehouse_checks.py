@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -228,3 +230,32 @@ def _number(value: object) -> object:
 def _order(row: tuple) -> tuple:
     """Sort key: floats rounded (so last-bit differences sort alike), None first."""
     return tuple((0, "") if v is None else (1, f"{v:.6g}" if isinstance(v, float) else repr(v)) for v in row)
+
+
+def run_dbt_unit_tests(env: dict[str, str], target: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """`dbt test --select test_type:unit` of the project with `env` added to this environment (the
+    profile's target and warehouse); the finished command and the unit tests' results."""
+    from dora_pipeline.defs.warehouse.project import dbt_executable
+    from dora_pipeline.settings import DBT_PROJECT_DIR
+    from dora_pipeline.sources.registry import SOURCES
+
+    done = subprocess.run(
+        [
+            dbt_executable(),
+            "test",
+            "--select",
+            "test_type:unit",
+            "--target-path",
+            str(target),
+            "--vars",
+            json.dumps({"dora_sources": list(SOURCES)}),
+        ],
+        cwd=DBT_PROJECT_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    results_file = target / "run_results.json"
+    results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
+    return done, [r for r in results if r["unique_id"].startswith("unit_test.")]
