@@ -4,7 +4,6 @@ the tests can build them for their own paths and configuration."""
 from __future__ import annotations
 
 from dagster import Definitions, colored_console_logger
-from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 
 from dora_pipeline.defs.ingestion.assets import raw_assets
@@ -13,7 +12,7 @@ from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.defs.progress import step_progress
 from dora_pipeline.defs.publishing.assets import publication_assets
 from dora_pipeline.defs.warehouse.assets import warehouse_assets
-from dora_pipeline.defs.warehouse.project import dbt_executable, prepared_project
+from dora_pipeline.defs.warehouse.project import dbt_cli, prepared_project
 from dora_pipeline.settings import Settings
 from dora_pipeline.sources.registry import enabled_sources
 
@@ -38,7 +37,7 @@ def build_definitions(settings: Settings | None = None, parallel: bool = False) 
         schedules=[] if parallel else [daily_refresh],
         resources={
             "dlt": DagsterDltResource(),
-            "dbt": DbtCliResource(project_dir=project, dbt_executable=dbt_executable()),
+            "dbt": dbt_cli(project),
             "warehouse_lock": WarehouseLock(duckdb_path=str(settings.duckdb_path)),
         },
     )
