@@ -82,6 +82,7 @@ class Refreshed:
     materializable: int
     checks: int
     external: set
+    dagster_home: Path  # DAGSTER_HOME is set only while the refresh runs
 
 
 @contextmanager
@@ -121,6 +122,7 @@ def reference_refresh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Refr
             materializable=len(graph.materializable_asset_keys),
             checks=len(list(graph.asset_check_keys)),
             external=set(graph.external_asset_keys),
+            dagster_home=settings.dagster_home,
         )
     yield refreshed
 

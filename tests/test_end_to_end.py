@@ -171,6 +171,36 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
     assert set(not_tracked_rows) == services - tracked
 
 
+def test_the_refresh_history_reads_back_from_a_fresh_dagster_instance(reference_refresh):
+    """The run's events went through the pooled event log (event_log.py); a new instance on the
+    same DAGSTER_HOME, as the UI opens it, reads back the run, every materialisation and check."""
+    from dagster import AssetCheckKey, DagsterEventType, DagsterInstance, DagsterRunStatus
+
+    from dora_pipeline.event_log import PooledSqliteEventLogStorage
+
+    outcome = reference_refresh.outcome
+    with DagsterInstance.from_config(str(reference_refresh.dagster_home)) as instance:
+        assert isinstance(instance.event_log_storage, PooledSqliteEventLogStorage)
+        assert instance.get_run_by_id(outcome.run_id).status == DagsterRunStatus.SUCCESS
+        materialized = instance.all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        keys = {event.dagster_event.asset_key for event in materialized}
+        assert len(keys) == reference_refresh.materializable == outcome.materialized
+        assert instance.get_latest_materialization_event(AssetKey(["marts", "deployments"])).run_id == outcome.run_id
+        evaluations = [
+            e
+            for e in instance.all_logs(outcome.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+            if e.dagster_event.event_specific_data.passed
+        ]
+        assert len(evaluations) == reference_refresh.checks
+        # the checks' own history, which the UI's asset pages read, has this run's result too
+        for evaluation in evaluations[:5]:
+            data = evaluation.dagster_event.event_specific_data
+            (latest,) = instance.event_log_storage.get_asset_check_execution_history(
+                AssetCheckKey(data.asset_key, data.check_name), limit=1
+            )
+            assert (latest.run_id, latest.status.value) == (outcome.run_id, "SUCCEEDED")
+
+
 def test_vendor_reconciliations_match_the_vendors_definitions(reference_refresh):
     settings, view = reference_refresh.settings, reference_refresh.world
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
