@@ -4,9 +4,9 @@ Retried: transport errors, 429 and 5xx, and success answers whose body is not JS
 or garbled response), honouring `Retry-After` (seconds or a date) or else the rate-limit window's
 `RateLimit-Reset`, else exponential back-off with jitter. An answer saying the window's quota is
 spent (`RateLimit-Remaining: 0`) makes the client wait for the window's end before the next
-request. Anything else fails at once with a `SourceHTTPError` that
-names the source, the request and the server's own message. Headers (and so tokens) are never
-copied into an error or a log line.
+request; with requests in flight side by side, no more go out than the quota has left. Anything
+else fails at once with a `SourceHTTPError` that names the source, the request and the server's
+own message. Headers (and so tokens) are never copied into an error or a log line.
 """
 
 from __future__ import annotations
@@ -14,9 +14,10 @@ from __future__ import annotations
 import ipaddress
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -128,6 +129,27 @@ def concurrently(fetch: Callable[[T], R], items: Sequence[T], max_workers: int) 
         return list(pool.map(fetch, items))
 
 
+def stream_concurrently(fetch: Callable[[T], R], items: Sequence[T], max_workers: int) -> Iterator[R]:
+    """`concurrently` for large answers consumed one by one: results in the items' order, as they
+    arrive, with at most `max_workers` fetched ahead of the consumer, so memory holds a few
+    answers, never all of them."""
+    if max_workers <= 1 or len(items) <= 1:
+        yield from (fetch(item) for item in items)
+        return
+    remaining = iter(items)
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items))) as pool:
+        ahead = deque(pool.submit(fetch, item) for _, item in zip(range(max_workers), remaining, strict=False))
+        while ahead:
+            result = ahead.popleft().result()
+            following = next(remaining, _END)
+            if following is not _END:
+                ahead.append(pool.submit(fetch, following))
+            yield result
+
+
+_END = object()
+
+
 def _retry_after(exc: BaseException | None) -> float | None:
     """Seconds the server asked to wait: `Retry-After` (seconds or an HTTP date), else the end
     of the rate-limit window (`RateLimit-Reset`, an epoch, which GitLab sends when it leaves
@@ -152,6 +174,55 @@ def _until_reset(headers: httpx.Headers) -> float | None:
         return max(0.0, float(headers.get("ratelimit-reset", "")) - time.time())
     except ValueError:
         return None
+
+
+class _RateWindow:
+    """The server's rate-limit window as its answers describe it (`RateLimit-Remaining`,
+    `RateLimit-Reset`), shared by every thread of one client. The first request of a window goes
+    alone, to learn the quota; after it, no more go out at once than the quota has left, and
+    while it is spent the next request waits for the window's end instead of meeting a 429. A
+    server that sends no such headers is never waited for after its first answer."""
+
+    def __init__(self, max_wait_seconds: float):
+        self._changed = threading.Condition()
+        self._known = False  # an answer has described the current window
+        self._remaining: int | None = None
+        self._reset_at = 0.0
+        self._in_flight = 0
+        self._max_wait = max_wait_seconds
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        with self._changed:
+            while True:
+                now = time.time()
+                if self._remaining is not None and now >= self._reset_at:
+                    self._known, self._remaining = False, None  # a new window
+                if not self._known and self._in_flight:
+                    self._changed.wait(1.0)  # the window's first request is out
+                elif self._remaining is not None and self._remaining <= self._in_flight:
+                    self._changed.wait(self._reset_at - now)
+                else:
+                    break
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    def observe(self, headers: httpx.Headers) -> None:
+        remaining = headers.get("ratelimit-remaining", "").strip()
+        with self._changed:
+            self._known = True
+            if remaining.isdigit():
+                reset_at = time.time() + min(self._max_wait, _until_reset(headers) or 0.0)
+                same_window = self._remaining is not None and abs(reset_at - self._reset_at) < 0.5
+                # answers of one window may arrive out of order: the lowest quota left is the true one
+                self._remaining = min(self._remaining, int(remaining)) if same_window else int(remaining)
+                self._reset_at = reset_at
+            self._changed.notify_all()
 
 
 AUTH_HEADERS = {"authorization", "private-token"}
@@ -245,7 +316,7 @@ class ApiClient:
             reraise=True,
         )
         self.max_attempts = attempts
-        self._max_backoff = max_backoff_seconds
+        self._window = _RateWindow(max_backoff_seconds)
 
     def request(self, method: str, path: str, params: Any = None, headers: dict | None = None) -> Any:
         """Send one request (retrying what is transient) and return its decoded JSON body."""
@@ -269,14 +340,13 @@ class ApiClient:
     def _send(self, method: str, path: str, params: Any, headers: dict | None) -> tuple[Any, httpx.Headers]:
         with _REQUESTS_LOCK:
             _REQUESTS_SENT[self.source] += 1
-        response = self._client.request(method, path, params=params, headers=headers)
+        with self._window.slot():  # waits while the window's quota is spent
+            response = self._client.request(method, path, params=params, headers=headers)
+            self._window.observe(response.headers)
         if response.status_code in RETRYABLE_STATUS:
             raise _Retryable(response)
         if response.is_error:
             raise SourceHTTPError(self.source, f"{method} {path}", response.status_code, self._detail(response))
-        if response.headers.get("ratelimit-remaining", "").strip() == "0":
-            # the window's quota is spent: wait for the next window instead of meeting a 429
-            time.sleep(min(self._max_backoff, _until_reset(response.headers) or 0.0))
         try:
             return response.json(), response.headers
         except ValueError:
