@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 from urllib.parse import quote
 
@@ -34,7 +35,7 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import batch, schema_marker
-from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError
+from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError, concurrently, stream_concurrently
 from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gearset"
@@ -87,6 +88,7 @@ class _Operation:
     status_id: str
     next_poll: float
     deadline: float
+    result_id: str | None = None  # set once the operation has succeeded
 
 
 class GearsetReportingClient:
@@ -96,6 +98,9 @@ class GearsetReportingClient:
     `max_concurrent_operations` in flight, and polled together; each operation is polled no more
     often than every `poll_interval_seconds` (Gearset's minimum is 5 s), and a finished one frees
     its place for the next. Waiting is shared, so N reports cost about one poll interval, not N.
+    The HTTP requests themselves (starts, polls, results) go `max_concurrent_requests` at a time:
+    against the real service each costs a round trip, and 500 pipelines' starts one after the
+    other would take longer than the polling.
     """
 
     def __init__(
@@ -106,7 +111,8 @@ class GearsetReportingClient:
         operation_timeout_seconds: float = 900.0,
         sleep: Callable[[float], None] = time.sleep,
         source: str = SOURCE,
-        max_concurrent_operations: int = 100,
+        max_concurrent_operations: int = 500,
+        max_concurrent_requests: int = 8,
     ):
         headers = {"Authorization": f"token {api_token}", "Api-Version": "3", "Accept": "application/json"}
         self.source = source
@@ -114,6 +120,7 @@ class GearsetReportingClient:
         self.poll_interval_seconds = poll_interval_seconds
         self.operation_timeout_seconds = operation_timeout_seconds
         self.max_concurrent_operations = max(1, max_concurrent_operations)
+        self.max_concurrent_requests = max(1, max_concurrent_requests)
         self._sleep = sleep
 
     def pipelines(self) -> list[dict]:
@@ -140,23 +147,22 @@ class GearsetReportingClient:
         """Run every report, many at a time; yield each request with its rows as it completes."""
         pending = iter(requests)
         running: list[_Operation] = []
+        parallel = self.max_concurrent_requests
         while True:
-            while len(running) < self.max_concurrent_operations:
-                request = next(pending, None)
-                if request is None:
-                    break
-                running.append(self._start(request))
+            starting = list(islice(pending, self.max_concurrent_operations - len(running)))
+            running += concurrently(self._start, starting, parallel)
             if not running:
                 return
             wait = min(op.next_poll for op in running) - time.monotonic()
             if wait > 0:
                 self._sleep(wait)
             now = time.monotonic()
-            for op in [op for op in running if op.next_poll <= now]:
-                rows = self._poll(op)
-                if rows is not None:
-                    running.remove(op)
-                    yield op.request, rows
+            due = [op for op in running if op.next_poll <= now]
+            finished = [op for op, done in zip(due, concurrently(self._poll, due, parallel), strict=True) if done]
+            for op in finished:
+                running.remove(op)
+            for op, rows in zip(finished, stream_concurrently(self._result, finished, parallel), strict=True):
+                yield op.request, rows
 
     def _start(self, request: ReportRequest) -> _Operation:
         version = {"Api-Version": request.api_version}
@@ -167,8 +173,8 @@ class GearsetReportingClient:
         now = time.monotonic()
         return _Operation(request, status_id, now + self.poll_interval_seconds, now + self.operation_timeout_seconds)
 
-    def _poll(self, op: _Operation) -> list[dict] | None:
-        """Poll once: the rows when the operation succeeded, None while it runs."""
+    def _poll(self, op: _Operation) -> bool:
+        """Poll once: True when the operation succeeded (its result can be fetched), False while it runs."""
         request, version = op.request, {"Api-Version": op.request.api_version}
         status = self.api.request(
             "GET", f"/public/operation/{quote(str(op.status_id), safe='')}/status", headers=version
@@ -182,14 +188,20 @@ class GearsetReportingClient:
                     hint=f"raise sources.{self.source}.operation_timeout_seconds",
                 )
             op.next_poll = time.monotonic() + self.poll_interval_seconds
-            return None
+            return False
         if state == "Failed":
             reason = status.get("Error") or "no reason given"
             raise SourceError(self.source, f"{request.what} failed on Gearset's side: {reason}")
         if state != "Succeeded":
             raise SourceError(self.source, f"{request.what}: unexpected operation status {state!r}")
-        result_id = status.get("OperationResultId") or op.status_id
-        result = self.api.request("GET", f"/public/operation/{quote(str(result_id), safe='')}/result", headers=version)
+        op.result_id = status.get("OperationResultId") or op.status_id
+        return True
+
+    def _result(self, op: _Operation) -> list[dict]:
+        request, version = op.request, {"Api-Version": op.request.api_version}
+        result = self.api.request(
+            "GET", f"/public/operation/{quote(str(op.result_id), safe='')}/result", headers=version
+        )
         rows = result.get(request.result_key) if isinstance(result, dict) else None
         if not isinstance(rows, list):
             raise SourceError(self.source, f"{request.what}: the result has no {request.result_key!r} list")
@@ -329,6 +341,7 @@ class GearsetSettings:
     poll_interval_seconds: float
     operation_timeout_seconds: float
     max_concurrent_operations: int
+    max_concurrent_requests: int
 
     def client(self) -> GearsetReportingClient:
         if not self.pipeline_ids:
@@ -341,6 +354,7 @@ class GearsetSettings:
             self.poll_interval_seconds,
             self.operation_timeout_seconds,
             max_concurrent_operations=self.max_concurrent_operations,
+            max_concurrent_requests=self.max_concurrent_requests,
         )
 
 
@@ -355,7 +369,8 @@ def gearset_source(
     window_days: int = 366,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
-    max_concurrent_operations: int = 100,
+    max_concurrent_operations: int = 500,
+    max_concurrent_requests: int = 8,
 ) -> list[DltResource]:
     """Pipelines, environments and deployments (with their pull requests and reported bugs)."""
     if isinstance(pipeline_ids, str):
@@ -374,6 +389,7 @@ def gearset_source(
         poll_interval_seconds=poll_interval_seconds,
         operation_timeout_seconds=operation_timeout_seconds,
         max_concurrent_operations=max_concurrent_operations,
+        max_concurrent_requests=max_concurrent_requests,
     )
     reports = deployment_reports(
         settings, dlt.sources.incremental("date", initial_value=start, lag=lookback_days * 86400)

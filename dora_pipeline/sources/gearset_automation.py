@@ -47,7 +47,8 @@ def gearset_automation_source(
     window_days: int = 366,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
-    max_concurrent_operations: int = 100,
+    max_concurrent_operations: int = 500,
+    max_concurrent_requests: int = 8,
 ) -> list[DltResource]:
     start = fields.parse_timestamp(SOURCE, start_date, "configuration", f"sources.{SOURCE}.start_date") or (
         datetime.now(UTC) - timedelta(days=365)
@@ -66,6 +67,7 @@ def gearset_automation_source(
             operation_timeout_seconds,
             source=SOURCE,
             max_concurrent_operations=max_concurrent_operations,
+            max_concurrent_requests=max_concurrent_requests,
         )
 
     cursor = dlt.sources.incremental("end_time", initial_value=start, lag=lookback_days * 86400)
