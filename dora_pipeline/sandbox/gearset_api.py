@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms, parse_iso
-from dora_pipeline.sandbox.world import CI_JOBS, FAILED, GEARSET, PARTIAL, SUCCEEDED, Change, Deployment, Service, World
+from dora_pipeline.sandbox.world import CI_JOBS, FAILED, GEARSET, PARTIAL, SUCCEEDED, Change, Deployment, World
 
 STATUS_NAMES = {SUCCEEDED: "Successful", PARTIAL: "PartiallySuccessful", FAILED: "Failed"}
 RUN_DURATION = timedelta(minutes=12)
@@ -47,20 +47,28 @@ class Operation:
 
 
 class GearsetState(EmulatorState):
-    """Gearset's view: pipelines, environments, async operations."""
+    """Gearset's view: pipelines, environments, async operations. Deployments are indexed by
+    service, so a report costs in proportion to its pipeline's history, not to the world's."""
 
     def __init__(self, world: World, as_of: datetime, token: str):
         self.operations: dict[str, Operation] = {}
+        self.results: dict[str, Operation] = {}  # the same operations, by result id
         self.served: dict[str, int] = {"deployments": 0, "ci_runs": 0}
+        self.pipelines = {s.service_id: s for s in world.services_in(GEARSET)}
+        self.ci_jobs = {s.service_id: s for s in world.services_in(CI_JOBS)}
+        self.all_deployments_of = _by_service(world.deployments)  # what a CI job's status looks at
         super().__init__(world, as_of, token)
 
-    @property
-    def pipelines(self) -> dict[str, Service]:
-        return {s.service_id: s for s in self.world.services_in(GEARSET)}
+    def set_as_of(self, as_of: datetime) -> None:
+        super().set_as_of(as_of)
+        self.deployments_of = _by_service(self.view.deployments)
 
-    @property
-    def ci_jobs(self) -> dict[str, Service]:
-        return {s.service_id: s for s in self.world.services_in(CI_JOBS)}
+
+def _by_service(deployments: list[Deployment]) -> dict[str, list[Deployment]]:
+    index: dict[str, list[Deployment]] = {}
+    for d in deployments:
+        index.setdefault(d.service, []).append(d)
+    return index
 
 
 def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
@@ -108,6 +116,7 @@ def build_app(state: GearsetState) -> Starlette:
             operation.failed = True
         status_id = str(uuid.uuid4())
         state.operations[status_id] = operation
+        state.results[operation.result_id] = operation
         return JSONResponse({"OperationStatusId": status_id, "Status": "Running"})
 
     async def start_deployments(request: Request) -> JSONResponse:
@@ -126,11 +135,8 @@ def build_app(state: GearsetState) -> Starlette:
         job = state.ci_jobs.get(request.path_params["job_id"])
         if job is None:
             return _error(404, "Job not found.")
-        running = any(
-            d.deployed_at - RUN_DURATION <= state.as_of < d.deployed_at
-            for d in state.world.deployments
-            if d.service == job.name
-        )
+        runs = state.all_deployments_of.get(job.name, [])
+        running = any(d.deployed_at - RUN_DURATION <= state.as_of < d.deployed_at for d in runs)
         return JSONResponse({"State": "Running" if running else "Idle"})
 
     async def operation_status(request: Request) -> JSONResponse:
@@ -155,16 +161,12 @@ def build_app(state: GearsetState) -> Starlette:
         if (denied := guard(request, ("3", "2"))) is not None:
             return denied
         wanted = request.path_params["operation_id"]
-        operation = state.operations.get(wanted) or next(
-            (o for o in state.operations.values() if o.result_id == wanted), None
-        )
+        operation = state.operations.get(wanted) or state.results.get(wanted)
         if operation is None or operation.failed or operation.polls <= state.faults.running_polls:
             return _error(404, "Operation result not found.")
         service = (state.pipelines if operation.kind == "deployments" else state.ci_jobs)[operation.subject_id]
         deployments = [
-            d
-            for d in state.view.deployments
-            if d.service == service.name and operation.start <= d.deployed_at <= operation.end
+            d for d in state.deployments_of.get(service.name, []) if operation.start <= d.deployed_at <= operation.end
         ]
         state.served[operation.kind] += len(deployments)
         if operation.kind == "ci_runs":
