@@ -11,7 +11,7 @@ series whose `x` labels carry no year (the `url` carries the week's end date). A
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from datetime import date, datetime, timedelta
 
 from starlette.applications import Starlette
@@ -21,6 +21,8 @@ from starlette.routing import Route
 
 from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms
 from dora_pipeline.sandbox.world import FAILED, GITCLEAR, PRODUCTION, Change
+
+RENDERED_KEPT = 64  # services' record lists kept rendered for their next pages
 
 PER_PAGE = 50
 
@@ -37,6 +39,23 @@ def _envelope_error(status: int, detail: str) -> JSONResponse:
 
 
 class GitclearState(EmulatorState):
+    """GitClear's view. Changes, deployments and failures are indexed by service per as-of, and
+    a service's rendered records kept for the pages that follow, so a page costs in proportion to
+    its service's history, not to the world's."""
+
+    def set_as_of(self, as_of: datetime) -> None:
+        super().set_as_of(as_of)
+        self.changes_of: dict[str, list[Change]] = defaultdict(list)
+        for change in self.view.changes.values():
+            self.changes_of[change.service].append(change)
+        self.deployments_of: dict[str, list] = defaultdict(list)
+        for deployment in self.view.deployments:
+            self.deployments_of[deployment.service].append(deployment)
+        self.failures_of: dict[str, list] = defaultdict(list)
+        for failure in self.view.failures:
+            self.failures_of[failure.service].append(failure)
+        self._rendered: OrderedDict[tuple[str, str], list[tuple[date, dict]]] = OrderedDict()
+
     def repo(self, resource_path: str):
         return next(
             (
@@ -48,23 +67,27 @@ class GitclearState(EmulatorState):
         )
 
     def records(self, service, resource_type: str) -> list[tuple[date, dict]]:
+        key = (service.name, resource_type)
+        if key not in self._rendered:
+            self._rendered[key] = self._render(service, resource_type)
+            if len(self._rendered) > RENDERED_KEPT:
+                self._rendered.popitem(last=False)
+        return self._rendered[key]
+
+    def _render(self, service, resource_type: str) -> list[tuple[date, dict]]:
         if resource_type == "pull_requests":
-            return [
-                (c.opened_at.date(), _pull_request(service, c))
-                for c in self.view.changes.values()
-                if c.service == service.name
-            ]
+            return [(c.opened_at.date(), _pull_request(service, c)) for c in self.changes_of.get(service.name, [])]
         if resource_type == "commits":
             return [
                 (c.first_commit_at.date(), _commit(service, c))
-                for c in self.view.changes.values()
-                if c.service == service.name and c.first_commit_at
+                for c in self.changes_of.get(service.name, [])
+                if c.first_commit_at
             ]
         if resource_type == "tags":
             releases = [
                 d
-                for d in self.view.deployments
-                if d.service == service.name and d.environment == PRODUCTION and d.status != FAILED and not d.is_test
+                for d in self.deployments_of.get(service.name, [])
+                if d.environment == PRODUCTION and d.status != FAILED and not d.is_test
             ]
             return [
                 (
@@ -170,9 +193,7 @@ def build_app(state: GitclearState) -> Starlette:
             return _envelope_error(422, "resource_path of a repo you may see and team_slug are required")
         start, end = dates(params)
         weekly: dict[date, list[float]] = defaultdict(list)
-        for f in state.view.failures:
-            if f.service != service.name:
-                continue
+        for f in state.failures_of.get(service.name, []):
             if segment == "defect_detected_count":
                 weekly[_week_end(f.detected_at.date())].append(1)
             elif segment == "mean_hours_to_resolved" and f.resolved_at:
