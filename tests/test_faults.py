@@ -185,6 +185,28 @@ def test_gitlab_requests_of_one_record_each_run_together_within_the_bound(resour
     assert rows[1] == rows[3] and rows[1]
 
 
+@pytest.mark.parametrize("resource", ["environments", "deployments", "merge_requests", "incidents", "dora_metrics"])
+def test_gitlab_lists_projects_side_by_side_within_the_bound(resource, sandbox, monkeypatch, tmp_path):
+    """Each project's list is read beside the other projects' (the sandbox has two), never more
+    requests in flight than the bound, and the rows are those of a serial read."""
+    for name, value in sandbox.source_environment().items():
+        monkeypatch.setenv(name, value)
+    state = sandbox.states["gitlab"]
+    rows = {}
+    for bound in (1, 2):
+        monkeypatch.setenv(setting_name("gitlab", "max_concurrent_requests"), str(bound))
+        sandbox.set_fault_profile(FaultProfile.parse("rate=1,kinds=slow,slow_seconds=0.02"))
+        state.most_in_flight = 0
+        pipeline = dlt.pipeline(f"projects_{resource}_{bound}", destination="duckdb", pipelines_dir=str(tmp_path))
+        pipeline.activate()
+        try:
+            rows[bound] = sorted(repr(r) for r in SOURCES["gitlab"].build().resources[resource] if r)
+        finally:
+            pipeline.deactivate()
+        assert state.most_in_flight == bound, (bound, state.most_in_flight)
+    assert rows[1] == rows[2] and rows[1]
+
+
 @pytest.mark.parametrize(("source", "resource"), [("gearset", "deployments"), ("gearset_automation", "ci_job_runs")])
 def test_gearset_reports_requests_run_together_within_the_bound(source, resource, sandbox, monkeypatch, tmp_path):
     """Starting, polling and fetching Gearset's reports are independent requests: up to the

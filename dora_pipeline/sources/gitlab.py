@@ -18,11 +18,11 @@ resource across projects: a project added later is read from the cursor on, not 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import dlt
@@ -32,10 +32,18 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import batch, schema_marker
-from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError, concurrently
+from dora_pipeline.sources.http import (
+    ApiClient,
+    PageGuard,
+    SourceError,
+    SourceRecordError,
+    concurrently,
+    stream_concurrently,
+)
 from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gitlab"
+T = TypeVar("T")
 DEFAULT_BASE_URL = "https://gitlab.com/api/v4"
 DORA_METRICS = ("deployment_frequency", "lead_time_for_changes", "time_to_restore_service", "change_failure_rate")
 SEVERITY_BY_NAME = {"CRITICAL": 1, "HIGH": 2, "MEDIUM": 3, "LOW": 4}
@@ -47,8 +55,10 @@ def _ts(value: Any, record: str, field: str) -> datetime | None:
 
 
 class GitlabClient:
-    def __init__(self, base_url: str, private_token: str):
-        self.api = ApiClient(SOURCE, base_url, {"PRIVATE-TOKEN": private_token})
+    """GitLab's REST API; at most `max_in_flight` requests at once, whichever threads send them."""
+
+    def __init__(self, base_url: str, private_token: str, max_in_flight: int = 8):
+        self.api = ApiClient(SOURCE, base_url, {"PRIVATE-TOKEN": private_token}, max_in_flight=max_in_flight)
 
     def pages(self, path: str, params: dict | None = None) -> Iterator[list[dict]]:
         """Every page of an offset-paginated list, following `X-Next-Page`. A next page that does
@@ -70,6 +80,9 @@ class GitlabClient:
                     f"GET {path}: page {page} names {following!r} as the next page; the pagination does not advance",
                 )
             page = int(following)
+
+    def all_pages(self, path: str, params: dict | None = None) -> list[list[dict]]:
+        return list(self.pages(path, params))
 
     def get(self, path: str, params: dict | None = None) -> Any:
         return self.api.request("GET", path, params)
@@ -134,7 +147,8 @@ class GitlabSettings:
         self, base_url: str, token: str, projects: list, groups: list, tiers: list[str], max_concurrent: int = 8
     ):
         self.base_url, self.token, self.projects, self.groups, self.tiers = base_url, token, projects, groups, tiers
-        # requests of one record each (a deployment's MRs, an MR's commits) in flight together
+        # requests in flight together: one project's list beside another's, and the requests of
+        # one record each (a deployment's MRs, an MR's commits)
         self.max_concurrent = max_concurrent
         self._resolved: list[dict] | None = None
         self._tiers: dict[int, dict[int, str | None]] = {}
@@ -154,20 +168,31 @@ class GitlabSettings:
             raise SourceError(SOURCE, "no projects or groups configured", hint="set sources.gitlab.projects")
         if not self.token:
             raise SourceError(SOURCE, "no private token configured", hint="set sources.gitlab.private_token")
-        return GitlabClient(self.base_url, self.token)
+        return GitlabClient(self.base_url, self.token, self.max_concurrent)
 
     def resolved_projects(self, client: GitlabClient) -> list[dict]:
         """Every configured project (and every project of the configured groups), once."""
         if self._resolved is None:
             found: dict[int, dict] = {}
-            for project in self.projects:
-                body = client.get(f"/projects/{segment(project)}")
+            read = partial(_project, client)
+            for body in concurrently(read, self.projects, self.max_concurrent):
                 found[body["id"]] = body
             for group in self.groups:
                 for page in client.pages(f"/groups/{segment(group)}/projects", {"include_subgroups": "true"}):
                     found.update({p["id"]: p for p in page})
             self._resolved = list(found.values())
         return self._resolved
+
+
+def _project(client: GitlabClient, project: int | str) -> dict:
+    return client.get(f"/projects/{segment(project)}")
+
+
+def per_project(settings: GitlabSettings, projects: list[dict], read: Callable[[dict], T]) -> Iterator[tuple[dict, T]]:
+    """`read` of every project, several projects side by side (the client bounds the requests in
+    flight), each handed back in the projects' order as soon as it is read: with hundreds of
+    projects, one list after another costs a round trip per page."""
+    yield from zip(projects, stream_concurrently(read, projects, settings.max_concurrent), strict=True)
 
 
 @contextmanager
@@ -211,8 +236,12 @@ def project_records(settings: GitlabSettings) -> Iterator[list[dict]]:
 def environments(settings: GitlabSettings) -> Iterator[list[dict]]:
     yield schema_marker()
     with _client_for(settings) as (client, projects):
-        for project in projects:
-            for page in client.pages(f"/projects/{segment(project['id'])}/environments"):
+
+        def listed(project: dict) -> list[list[dict]]:
+            return client.all_pages(f"/projects/{segment(project['id'])}/environments")
+
+        for project, pages in per_project(settings, projects, listed):
+            for page in pages:
                 convert = partial(_environment_row, project["id"])
                 yield convert_each(SOURCE, "environments", page, convert, "id", service_key=project["id"])
 
@@ -251,9 +280,13 @@ def deployments(
     yield schema_marker()
     with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
-        for project in projects:
-            params = {"order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
-            for page in client.pages(f"/projects/{segment(project['id'])}/deployments", params):
+        params = {"order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
+
+        def listed(project: dict) -> list[list[dict]]:
+            return client.all_pages(f"/projects/{segment(project['id'])}/deployments", params)
+
+        for project, pages in per_project(settings, projects, listed):
+            for page in pages:
                 convert = partial(_deployment_row, project["id"])
                 yield convert_each(SOURCE, "deployments", page, convert, "id", service_key=project["id"])
 
@@ -395,9 +428,13 @@ def merge_requests(
     yield schema_marker()
     with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
-        for project in projects:
-            params = {"state": "merged", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
-            for page in client.pages(f"/projects/{segment(project['id'])}/merge_requests", params):
+        params = {"state": "merged", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
+
+        def listed(project: dict) -> list[list[dict]]:
+            return client.all_pages(f"/projects/{segment(project['id'])}/merge_requests", params)
+
+        for project, pages in per_project(settings, projects, listed):
+            for page in pages:
                 iids = sorted({mr["iid"] for mr in page if isinstance(mr, dict) and _is_int(mr.get("iid"))})
                 known = _first_commits_loaded(project["id"], iids)
 
@@ -476,14 +513,13 @@ def incidents(
     yield schema_marker()
     with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
-        for project in projects:
-            params = {
-                "issue_type": "incident",
-                "order_by": "updated_at",
-                "sort": "asc",
-                "updated_after": after.isoformat(),
-            }
-            for page in client.pages(f"/projects/{segment(project['id'])}/issues", params):
+        params = {"issue_type": "incident", "order_by": "updated_at", "sort": "asc", "updated_after": after.isoformat()}
+
+        def listed(project: dict) -> list[list[dict]]:
+            return client.all_pages(f"/projects/{segment(project['id'])}/issues", params)
+
+        for project, pages in per_project(settings, projects, listed):
+            for page in pages:
                 convert = partial(_incident_row, project["id"])
                 yield convert_each(SOURCE, "incidents", page, convert, "id", service_key=project["id"])
 
@@ -524,37 +560,52 @@ def dora_metrics(settings: GitlabSettings, start: date, lookback_days: int) -> I
     """
     yield schema_marker()
     read_until: dict[str, str] = dlt.current.resource_state().setdefault("read_until", {})
+    last_read = dict(read_until)  # the workers read this copy; the state changes as projects load
     today = datetime.now(UTC).date()
     with _client_for(settings) as (client, projects):
-        for project in projects:
+
+        def read(project: dict) -> list[tuple[str, list]] | None:
             key = str(project["id"])
-            if key in read_until:
-                first = date.fromisoformat(read_until[key]) - timedelta(days=lookback_days)
+            if key in last_read:
+                first = date.fromisoformat(last_read[key]) - timedelta(days=lookback_days)
             else:
-                active = first_activity(client, project["id"])
-                if active is None:
-                    continue
-                first = active
-            first = max(first, start)
-            for metric in DORA_METRICS:
-                window_start = first
-                while window_start <= today:
-                    window_end = min(window_start + timedelta(days=MAX_DORA_RANGE_DAYS - 1), today)
-                    params = {
-                        "metric": metric,
-                        "start_date": window_start.isoformat(),
-                        "end_date": window_end.isoformat(),
-                        "interval": "daily",
-                        "environment_tiers[]": settings.tiers,
-                    }
-                    values = client.get(f"/projects/{segment(project['id'])}/dora/metrics", params)
-                    if not isinstance(values, list):
-                        raise SourceError(SOURCE, f"DORA {metric} of project {project['id']} is not a list")
-                    convert = partial(_dora_row, project["id"], metric)
-                    dated = [v for v in values if not isinstance(v, dict) or v.get("date") is not None]
-                    yield convert_each(SOURCE, "dora_metrics", dated, convert, "date", service_key=project["id"])
-                    window_start = window_end + timedelta(days=1)
-            read_until[key] = today.isoformat()
+                first = first_activity(client, project["id"])
+                if first is None:
+                    return None
+            return _dora_values(client, project["id"], settings.tiers, max(first, start), today)
+
+        for project, values_of in per_project(settings, projects, read):
+            if values_of is None:
+                continue
+            for metric, values in values_of:
+                convert = partial(_dora_row, project["id"], metric)
+                dated = [v for v in values if not isinstance(v, dict) or v.get("date") is not None]
+                yield convert_each(SOURCE, "dora_metrics", dated, convert, "date", service_key=project["id"])
+            read_until[str(project["id"])] = today.isoformat()
+
+
+def _dora_values(
+    client: GitlabClient, project_id: int, tiers: list[str], first: date, today: date
+) -> list[tuple[str, list]]:
+    """Every DORA metric of one project from `first` to today, in windows of the API's limit."""
+    read = []
+    for metric in DORA_METRICS:
+        window_start = first
+        while window_start <= today:
+            window_end = min(window_start + timedelta(days=MAX_DORA_RANGE_DAYS - 1), today)
+            params = {
+                "metric": metric,
+                "start_date": window_start.isoformat(),
+                "end_date": window_end.isoformat(),
+                "interval": "daily",
+                "environment_tiers[]": tiers,
+            }
+            values = client.get(f"/projects/{segment(project_id)}/dora/metrics", params)
+            if not isinstance(values, list):
+                raise SourceError(SOURCE, f"DORA {metric} of project {project_id} is not a list")
+            read.append((metric, values))
+            window_start = window_end + timedelta(days=1)
+    return read
 
 
 def _dora_row(project_id: int, metric: str, v: dict) -> dict:

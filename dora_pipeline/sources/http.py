@@ -17,7 +17,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -283,8 +283,11 @@ class ApiClient:
         timeout_seconds: float | None = None,
         max_attempts: int | None = None,
         max_backoff_seconds: float = 60.0,
+        max_in_flight: int | None = None,
     ):
         self.source = source
+        # requests of this client in flight at once, whichever threads send them
+        self._bound = threading.BoundedSemaphore(max_in_flight) if max_in_flight else nullcontext()
         _require_safe_transport(source, base_url)
         timeout = timeout_seconds or _setting(source, "request_timeout_seconds", 30.0)
         attempts = int(max_attempts or _setting(source, "max_attempts", 6))
@@ -340,7 +343,7 @@ class ApiClient:
     def _send(self, method: str, path: str, params: Any, headers: dict | None) -> tuple[Any, httpx.Headers]:
         with _REQUESTS_LOCK:
             _REQUESTS_SENT[self.source] += 1
-        with self._window.slot():  # waits while the window's quota is spent
+        with self._bound, self._window.slot():  # waits while the window's quota is spent
             response = self._client.request(method, path, params=params, headers=headers)
             self._window.observe(response.headers)
         if response.status_code in RETRYABLE_STATUS:
