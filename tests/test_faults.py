@@ -228,3 +228,34 @@ def test_gearset_reports_requests_run_together_within_the_bound(source, resource
             pipeline.deactivate()
         assert state.most_in_flight == bound, (bound, state.most_in_flight)
     assert rows[1] == rows[3] and rows[1]
+
+
+def test_a_quota_without_its_windows_end_does_not_hold_requests_back():
+    """`RateLimit-Remaining` without `RateLimit-Reset` says nothing of when to go on: requests
+    side by side are not held back for it, while a spent window with its end is waited out."""
+    import threading
+
+    import httpx
+
+    from dora_pipeline.sources.http import _RateWindow
+
+    window = _RateWindow(max_wait_seconds=60)
+    with window.slot():
+        window.observe(httpx.Headers({"RateLimit-Remaining": "0"}))
+        entered = threading.Event()
+
+        def second() -> None:
+            with window.slot():
+                entered.set()
+
+        beside = threading.Thread(target=second)
+        beside.start()
+        assert entered.wait(2)  # went out while the first was still in flight
+        beside.join()
+    reset = time.time() + 0.5
+    with window.slot():
+        window.observe(httpx.Headers({"RateLimit-Remaining": "0", "RateLimit-Reset": str(reset)}))
+    started = time.monotonic()
+    with window.slot():
+        pass
+    assert time.monotonic() - started >= 0.3  # waited for the window's end

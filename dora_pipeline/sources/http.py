@@ -181,7 +181,8 @@ class _RateWindow:
     `RateLimit-Reset`), shared by every thread of one client. The first request of a window goes
     alone, to learn the quota; after it, no more go out at once than the quota has left, and
     while it is spent the next request waits for the window's end instead of meeting a 429. A
-    server that sends no such headers is never waited for after its first answer."""
+    server that sends no such headers, or a quota without the window's end, is never waited for
+    after its first answer."""
 
     def __init__(self, max_wait_seconds: float):
         self._changed = threading.Condition()
@@ -214,10 +215,11 @@ class _RateWindow:
 
     def observe(self, headers: httpx.Headers) -> None:
         remaining = headers.get("ratelimit-remaining", "").strip()
+        until_reset = _until_reset(headers)
         with self._changed:
             self._known = True
-            if remaining.isdigit():
-                reset_at = time.time() + min(self._max_wait, _until_reset(headers) or 0.0)
+            if remaining.isdigit() and until_reset is not None:  # a quota without its end is no window
+                reset_at = time.time() + min(self._max_wait, until_reset)
                 same_window = self._remaining is not None and abs(reset_at - self._reset_at) < 0.5
                 # answers of one window may arrive out of order: the lowest quota left is the true one
                 self._remaining = min(self._remaining, int(remaining)) if same_window else int(remaining)
