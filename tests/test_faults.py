@@ -207,6 +207,33 @@ def test_gitlab_lists_projects_side_by_side_within_the_bound(resource, sandbox, 
     assert rows[1] == rows[2] and rows[1]
 
 
+@pytest.mark.parametrize("resource", ["pull_requests", "commits", "tags", "report_points"])
+def test_gitclear_reads_repositories_side_by_side_within_the_bound(resource, monkeypatch, tmp_path):
+    """Each repository's audit pages (or reports) are read beside the other repositories' (two
+    organisations, so two repositories), never more requests in flight than the bound, and the
+    rows are those of a serial read."""
+    from dora_pipeline.sandbox.server import Sandbox
+    from dora_pipeline.sandbox.world import scaled_services
+
+    with Sandbox.start(services=scaled_services(2)) as box:
+        for name, value in box.source_environment().items():
+            monkeypatch.setenv(name, value)
+        state = box.states["gitclear"]
+        rows = {}
+        for bound in (1, 2):
+            monkeypatch.setenv(setting_name("gitclear", "max_concurrent_requests"), str(bound))
+            box.set_fault_profile(FaultProfile.parse("rate=1,kinds=slow,slow_seconds=0.02"))
+            state.most_in_flight = 0
+            pipeline = dlt.pipeline(f"repos_{resource}_{bound}", destination="duckdb", pipelines_dir=str(tmp_path))
+            pipeline.activate()
+            try:
+                rows[bound] = sorted(repr(r) for r in SOURCES["gitclear"].build().resources[resource] if r)
+            finally:
+                pipeline.deactivate()
+            assert state.most_in_flight == bound, (bound, state.most_in_flight)
+    assert rows[1] == rows[2] and rows[1]
+
+
 @pytest.mark.parametrize(("source", "resource"), [("gearset", "deployments"), ("gearset_automation", "ci_job_runs")])
 def test_gearset_reports_requests_run_together_within_the_bound(source, resource, sandbox, monkeypatch, tmp_path):
     """Starting, polling and fetching Gearset's reports are independent requests: up to the

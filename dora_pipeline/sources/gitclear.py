@@ -21,7 +21,7 @@ from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
 from dora_pipeline.sources.batches import schema_marker
-from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError
+from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError, stream_concurrently
 from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gitclear"
@@ -43,11 +43,12 @@ def gitclear_source(
     team_slug: str = "all-contributors",
     start_date: str | None = None,
     lookback_days: float = 30.0,
+    max_concurrent_requests: int = 8,
 ) -> list[DltResource]:
     start = fields.parse_timestamp(SOURCE, start_date, "configuration", "sources.gitclear.start_date") or (
         datetime.now(UTC) - timedelta(days=365)
     )
-    settings = (base_url, api_token, fields.as_list(resource_paths))
+    settings = (base_url, api_token, fields.as_list(resource_paths), max(1, int(max_concurrent_requests)))
     lag = lookback_days * 86400
 
     def cursor(field: str) -> dlt.sources.incremental:
@@ -61,37 +62,44 @@ def gitclear_source(
     ]
 
 
-def _api(settings: tuple) -> tuple[ApiClient, list[str]]:
-    base_url, token, paths = settings
+def _api(settings: tuple) -> tuple[ApiClient, list[str], int]:
+    """A client bounded to `max_concurrent_requests` in flight, the repositories and that bound:
+    the repositories are read side by side, each one's pages in order."""
+    base_url, token, paths, parallel = settings
     if not paths:
         raise SourceError(SOURCE, "no resource paths configured", hint="set sources.gitclear.resource_paths")
     if not token:
         raise SourceError(SOURCE, "no api token configured", hint="set sources.gitclear.api_token")
-    return ApiClient(SOURCE, base_url, {"Authorization": f"Bearer {token}"}), paths
+    return ApiClient(SOURCE, base_url, {"Authorization": f"Bearer {token}"}, max_in_flight=parallel), paths, parallel
 
 
 def _audit_pages(settings: tuple, resource_type: str, since: datetime) -> Iterator[tuple[str, list[dict]]]:
-    api, paths = _api(settings)
+    api, paths, parallel = _api(settings)
+
+    def audits(path: str) -> list[list[dict]]:
+        pages, page, guard = [], 1, PageGuard(SOURCE, f"audits of {path}", key=AUDIT_KEYS[resource_type])
+        while True:
+            params = {
+                "resource_path": path,
+                "resource_type": resource_type,
+                "page": page,
+                "start_date": since.date().isoformat(),
+                "end_date": datetime.now(UTC).date().isoformat(),
+            }
+            body = api.request("GET", "/audits", params)
+            records = body.get(resource_type) if isinstance(body, dict) else None
+            if not isinstance(records, list):
+                raise SourceError(SOURCE, f"audits of {path} answered no {resource_type!r} list")
+            guard.check(page, records)
+            pages.append(records)
+            if not records or page * PER_PAGE >= int(body.get("total_count") or 0):
+                return pages
+            page += 1
+
     with api:
-        for path in paths:
-            page, guard = 1, PageGuard(SOURCE, f"audits of {path}", key=AUDIT_KEYS[resource_type])
-            while True:
-                params = {
-                    "resource_path": path,
-                    "resource_type": resource_type,
-                    "page": page,
-                    "start_date": since.date().isoformat(),
-                    "end_date": datetime.now(UTC).date().isoformat(),
-                }
-                body = api.request("GET", "/audits", params)
-                records = body.get(resource_type) if isinstance(body, dict) else None
-                if not isinstance(records, list):
-                    raise SourceError(SOURCE, f"audits of {path} answered no {resource_type!r} list")
-                guard.check(page, records)
+        for path, pages in zip(paths, stream_concurrently(audits, paths, parallel), strict=True):
+            for records in pages:
                 yield path, records
-                if not records or page * PER_PAGE >= int(body.get("total_count") or 0):
-                    break
-                page += 1
 
 
 @dlt.resource(
@@ -223,37 +231,38 @@ def _tag_row(path: str, tag: dict) -> dict:
 )
 def report_points(settings: tuple, team_slug: str, start: datetime) -> Iterator[list[dict]]:
     yield schema_marker()
-    api, paths = _api(settings)
+    api, paths, parallel = _api(settings)
+
+    def report(asked: tuple[str, str]) -> dict:
+        path, segment = asked
+        params = {
+            "resource_path": path,
+            "team_slug": team_slug,
+            "segment_by": segment,
+            "start_date": start.date().isoformat(),
+            "end_date": datetime.now(UTC).date().isoformat(),
+        }
+        return api.request("GET", "/reports", params)
+
+    asked = [(path, segment) for path in paths for segment in REPORT_SEGMENTS]
     with api:
-        for path in paths:
-            for segment in REPORT_SEGMENTS:
-                body = api.request(
-                    "GET",
-                    "/reports",
-                    {
-                        "resource_path": path,
-                        "team_slug": team_slug,
-                        "segment_by": segment,
-                        "start_date": start.date().isoformat(),
-                        "end_date": datetime.now(UTC).date().isoformat(),
-                    },
-                )
-                rows = []
-                for series, points in (body.get("series_segments") or {}).items():
-                    for point in points:
-                        end = parse_qs(urlparse(point.get("url") or "").query).get("end_date", [None])[0]
-                        if end is None:
-                            raise SourceError(SOURCE, f"report point {point.get('x')!r} of {path} has no end_date")
-                        rows.append(
-                            {
-                                "resource_path": path,
-                                "segment": segment,
-                                "series": series,
-                                "week_end": end,
-                                "label": point.get("x"),
-                                "value": fields.parse_float(
-                                    SOURCE, point.get("y"), f"report point {point.get('x')!r} of {path}", "y"
-                                ),
-                            }
-                        )
-                yield rows
+        for (path, segment), body in zip(asked, stream_concurrently(report, asked, parallel), strict=True):
+            rows = []
+            for series, points in (body.get("series_segments") or {}).items():
+                for point in points:
+                    end = parse_qs(urlparse(point.get("url") or "").query).get("end_date", [None])[0]
+                    if end is None:
+                        raise SourceError(SOURCE, f"report point {point.get('x')!r} of {path} has no end_date")
+                    rows.append(
+                        {
+                            "resource_path": path,
+                            "segment": segment,
+                            "series": series,
+                            "week_end": end,
+                            "label": point.get("x"),
+                            "value": fields.parse_float(
+                                SOURCE, point.get("y"), f"report point {point.get('x')!r} of {path}", "y"
+                            ),
+                        }
+                    )
+            yield rows
