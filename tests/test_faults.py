@@ -161,27 +161,42 @@ def test_a_spent_rate_limit_window_is_waited_out_not_hammered(source, sandbox, c
     assert elapsed >= served // 6 - 1, (elapsed, served)  # and did wait for the windows
 
 
+def _read_with_bound(box, source: str, resources: list[str], bound: int, monkeypatch, tmp_path) -> tuple[list, int]:
+    """The rows of `resources[0]` read with `max_concurrent_requests` = `bound` while every answer
+    is slowed a little (so requests overlap when they can), and the most requests the source's
+    emulator had in flight at once."""
+    emulator = "gearset" if source.startswith("gearset") else source
+    state = box.states[emulator]
+    monkeypatch.setenv(setting_name(source, "max_concurrent_requests"), str(bound))
+    box.set_fault_profile(FaultProfile.parse("rate=1,kinds=slow,slow_seconds=0.02"))
+    state.most_in_flight = 0
+    name = f"bound_{source}_{resources[0]}_{bound}"
+    pipeline = dlt.pipeline(name, destination="duckdb", pipelines_dir=str(tmp_path))
+    pipeline.activate()
+    try:
+        built = SOURCES[source].build()
+        built = built.with_resources(*resources) if len(resources) > 1 else built
+        rows = sorted(repr(r) for r in built.resources[resources[0]] if r)
+    finally:
+        pipeline.deactivate()
+    return rows, state.most_in_flight
+
+
+def _point_at(box, monkeypatch) -> None:
+    for name, value in box.source_environment().items():
+        monkeypatch.setenv(name, value)
+
+
 @pytest.mark.parametrize("resource", ["deployment_merge_requests", "merge_requests"])
 def test_gitlab_requests_of_one_record_each_run_together_within_the_bound(resource, sandbox, monkeypatch, tmp_path):
     """A deployment's MRs and an MR's commits are independent requests: up to the configured
     number are in flight at once (never more), and the rows are those of a serial read."""
-    for name, value in sandbox.source_environment().items():
-        monkeypatch.setenv(name, value)
-    state = sandbox.states["gitlab"]
+    _point_at(sandbox, monkeypatch)
+    selected = [resource, "deployments"] if resource == "deployment_merge_requests" else [resource]
     rows = {}
     for bound in (1, 3):
-        monkeypatch.setenv(setting_name("gitlab", "max_concurrent_requests"), str(bound))
-        sandbox.set_fault_profile(FaultProfile.parse("rate=1,kinds=slow,slow_seconds=0.02"))
-        state.most_in_flight = 0
-        pipeline = dlt.pipeline(f"bound_{resource}_{bound}", destination="duckdb", pipelines_dir=str(tmp_path))
-        pipeline.activate()
-        try:
-            selected = [resource, "deployments"] if resource == "deployment_merge_requests" else [resource]
-            source = SOURCES["gitlab"].build().with_resources(*selected)
-            rows[bound] = sorted(repr(r) for r in source.resources[resource] if r)
-        finally:
-            pipeline.deactivate()
-        assert state.most_in_flight == bound, (bound, state.most_in_flight)
+        rows[bound], most = _read_with_bound(sandbox, "gitlab", selected, bound, monkeypatch, tmp_path)
+        assert most == bound, (bound, most)
     assert rows[1] == rows[3] and rows[1]
 
 
@@ -189,21 +204,11 @@ def test_gitlab_requests_of_one_record_each_run_together_within_the_bound(resour
 def test_gitlab_lists_projects_side_by_side_within_the_bound(resource, sandbox, monkeypatch, tmp_path):
     """Each project's list is read beside the other projects' (the sandbox has two), never more
     requests in flight than the bound, and the rows are those of a serial read."""
-    for name, value in sandbox.source_environment().items():
-        monkeypatch.setenv(name, value)
-    state = sandbox.states["gitlab"]
+    _point_at(sandbox, monkeypatch)
     rows = {}
     for bound in (1, 2):
-        monkeypatch.setenv(setting_name("gitlab", "max_concurrent_requests"), str(bound))
-        sandbox.set_fault_profile(FaultProfile.parse("rate=1,kinds=slow,slow_seconds=0.02"))
-        state.most_in_flight = 0
-        pipeline = dlt.pipeline(f"projects_{resource}_{bound}", destination="duckdb", pipelines_dir=str(tmp_path))
-        pipeline.activate()
-        try:
-            rows[bound] = sorted(repr(r) for r in SOURCES["gitlab"].build().resources[resource] if r)
-        finally:
-            pipeline.deactivate()
-        assert state.most_in_flight == bound, (bound, state.most_in_flight)
+        rows[bound], most = _read_with_bound(sandbox, "gitlab", [resource], bound, monkeypatch, tmp_path)
+        assert most == bound, (bound, most)
     assert rows[1] == rows[2] and rows[1]
 
 
@@ -216,21 +221,11 @@ def test_gitclear_reads_repositories_side_by_side_within_the_bound(resource, mon
     from dora_pipeline.sandbox.world import scaled_services
 
     with Sandbox.start(services=scaled_services(2)) as box:
-        for name, value in box.source_environment().items():
-            monkeypatch.setenv(name, value)
-        state = box.states["gitclear"]
+        _point_at(box, monkeypatch)
         rows = {}
         for bound in (1, 2):
-            monkeypatch.setenv(setting_name("gitclear", "max_concurrent_requests"), str(bound))
-            box.set_fault_profile(FaultProfile.parse("rate=1,kinds=slow,slow_seconds=0.02"))
-            state.most_in_flight = 0
-            pipeline = dlt.pipeline(f"repos_{resource}_{bound}", destination="duckdb", pipelines_dir=str(tmp_path))
-            pipeline.activate()
-            try:
-                rows[bound] = sorted(repr(r) for r in SOURCES["gitclear"].build().resources[resource] if r)
-            finally:
-                pipeline.deactivate()
-            assert state.most_in_flight == bound, (bound, state.most_in_flight)
+            rows[bound], most = _read_with_bound(box, "gitclear", [resource], bound, monkeypatch, tmp_path)
+            assert most == bound, (bound, most)
     assert rows[1] == rows[2] and rows[1]
 
 
@@ -238,22 +233,12 @@ def test_gitclear_reads_repositories_side_by_side_within_the_bound(resource, mon
 def test_gearset_reports_requests_run_together_within_the_bound(source, resource, sandbox, monkeypatch, tmp_path):
     """Starting, polling and fetching Gearset's reports are independent requests: up to the
     configured number are in flight at once (never more), and the rows are those of a serial read."""
-    for name, value in sandbox.source_environment().items():
-        monkeypatch.setenv(name, value)
+    _point_at(sandbox, monkeypatch)
     monkeypatch.setenv(setting_name(source, "window_days"), "30")  # a dozen reports per pipeline or job
-    state = sandbox.states["gearset"]
     rows = {}
     for bound in (1, 3):
-        monkeypatch.setenv(setting_name(source, "max_concurrent_requests"), str(bound))
-        sandbox.set_fault_profile(FaultProfile.parse("rate=1,kinds=slow,slow_seconds=0.02"))
-        state.most_in_flight = 0
-        pipeline = dlt.pipeline(f"bound_{resource}_{bound}", destination="duckdb", pipelines_dir=str(tmp_path))
-        pipeline.activate()
-        try:
-            rows[bound] = sorted(repr(r) for r in SOURCES[source].build().resources[resource] if r)
-        finally:
-            pipeline.deactivate()
-        assert state.most_in_flight == bound, (bound, state.most_in_flight)
+        rows[bound], most = _read_with_bound(sandbox, source, [resource], bound, monkeypatch, tmp_path)
+        assert most == bound, (bound, most)
     assert rows[1] == rows[3] and rows[1]
 
 
