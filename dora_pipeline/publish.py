@@ -45,7 +45,7 @@ def publish(settings: Settings) -> Publication:
     if settings.is_postgres:
         return _publish_schemas(settings)
     build = settings.build_path
-    with duckdb.connect(str(build)) as con:
+    with warehouse.build_file_lock(settings), duckdb.connect(str(build)) as con:
         con.execute("checkpoint")
         tables = [
             t

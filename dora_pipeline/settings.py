@@ -150,7 +150,7 @@ class Settings:
     @property
     def parallel_steps(self) -> bool:
         """Run the refresh's steps in processes of their own, the sources' extractions side by
-        side (`parallel_steps` under [dora], DORA__PARALLEL_STEPS; a server warehouse only)."""
+        side (`parallel_steps` under [dora], DORA__PARALLEL_STEPS)."""
         import dlt
 
         return bool(dlt.config.get("dora.parallel_steps", bool))

@@ -10,14 +10,21 @@ Where a refresh writes before it publishes:
 - PostgreSQL: dlt loads the raw schemas in place (each load is one transaction) and dbt builds into
   `build_staging`, `build_intermediate` and `build_marts`; publishing renames them to `staging`,
   `intermediate` and `marts` in one transaction (see `publish.py`).
+
+DuckDB lets one process at a time open a file for writing. When the refresh's steps run in
+processes of their own (`parallel_steps`), every use of the build file (dlt's loads and state
+sync, the sources' look-ups, the bookkeeping, dbt, publishing) goes through `build_file_lock`, so
+the sources' extractions overlap and only their writes take turns.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import wraps
 
 import dlt
+from filelock import FileLock
 
 from dora_pipeline.settings import Settings, WarehouseConfigError
 
@@ -42,6 +49,47 @@ def dlt_destination(settings: Settings):
         )
         return dlt.destinations.postgres(credentials=credentials)
     return dlt.destinations.duckdb(str(settings.build_path))
+
+
+def build_file_lock(settings: Settings) -> AbstractContextManager:
+    """Held while a process has the DuckDB build file open: other processes wait for it instead of
+    meeting DuckDB's own lock, which refuses them at once. Re-entrant and shared by the process's
+    threads (they share one DuckDB instance); released by the kernel when its process dies. A
+    server warehouse needs none."""
+    if settings.is_postgres:
+        return nullcontext()
+    path = settings.build_path.with_name(settings.build_path.name + ".lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(path, thread_local=False, is_singleton=True)
+
+
+def serialize_writes(pipeline: dlt.Pipeline, settings: Settings) -> dlt.Pipeline:
+    """`pipeline` with every way it opens the warehouse (restoring its state from the destination,
+    loading, `sql_client` look-ups during extraction) inside `build_file_lock`, so the extraction
+    and normalisation of sources in other processes go on meanwhile. dlt is pinned to one minor
+    version (pyproject.toml), and `_sync_destination` is what `run` calls first."""
+    if settings.is_postgres:
+        return pipeline
+
+    def locked(method: Callable) -> Callable:
+        @wraps(method)
+        def call(*args, **kwargs):
+            with build_file_lock(settings):
+                return method(*args, **kwargs)
+
+        return call
+
+    sql_client = pipeline.sql_client
+
+    @contextmanager
+    def locked_sql_client(*args, **kwargs) -> Iterator:
+        with build_file_lock(settings), sql_client(*args, **kwargs) as client:
+            yield client
+
+    pipeline._sync_destination = locked(pipeline._sync_destination)
+    pipeline.load = locked(pipeline.load)
+    pipeline.sql_client = locked_sql_client
+    return pipeline
 
 
 def dbt_environment(settings: Settings) -> dict[str, str]:
@@ -143,8 +191,11 @@ def connect(settings: Settings, *, build: bool = False, read_only: bool = False)
         return
     import duckdb
 
-    path = settings.build_path if build else settings.duckdb_path
-    with duckdb.connect(str(path), read_only=read_only) as raw:
+    if not build:
+        with duckdb.connect(str(settings.duckdb_path), read_only=read_only) as raw:
+            yield Connection(raw, "duckdb")
+        return
+    with build_file_lock(settings), duckdb.connect(str(settings.build_path), read_only=read_only) as raw:
         yield Connection(raw, "duckdb")
 
 

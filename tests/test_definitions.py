@@ -41,6 +41,19 @@ def test_each_raw_table_feeds_the_staging_model_that_reads_it(settings):
         assert graph.get(staging).parent_keys == {AssetKey(list(raw))}
 
 
+def test_building_the_definitions_leaves_the_sources_working_folders_alone(settings):
+    """Every step of a refresh with steps side by side builds the definitions again, while other
+    steps extract: a source's dlt working folder, mid-run and without saved state yet, survives it."""
+    from dora_pipeline.sources.registry import enabled_sources
+
+    folders = [settings.dlt_pipelines_dir / f"dora_{source}" for source in enabled_sources()]
+    for folder in folders:
+        (folder / "normalize").mkdir(parents=True)
+        (folder / "normalize" / "in_progress.parquet").write_bytes(b"rows")
+    build_definitions(settings)
+    assert [(f / "normalize" / "in_progress.parquet").exists() for f in folders] == [True] * len(folders)
+
+
 def test_only_configured_sources_are_built(settings, monkeypatch):
     monkeypatch.setenv("SOURCES__GITLAB__PRIVATE_TOKEN", "t")
     graph = build_definitions(settings).resolve_asset_graph()

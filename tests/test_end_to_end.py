@@ -272,8 +272,22 @@ def test_a_deployment_reported_by_gitlab_and_multitudes_counts_once(reference_re
     assert duplicates >= truth
 
 
-def test_second_run_without_new_data_changes_nothing(settings, sandbox, point_at_sandbox):
-    run_refresh(settings)
+def test_steps_side_by_side_equal_the_truth_and_a_second_run_changes_nothing(
+    settings, sandbox, point_at_sandbox, monkeypatch
+):
+    """The first refresh runs each step in a process of its own (`parallel_steps`): the sources'
+    extractions overlap while their writes take turns at the DuckDB build file. The second, one
+    step after another, finds nothing new."""
+    monkeypatch.setenv("DORA__PARALLEL_STEPS", "true")
+    outcome = run_refresh(settings)
+    monkeypatch.delenv("DORA__PARALLEL_STEPS")
+    assert not outcome.failed_sources
+    assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
+    windows = _extraction_windows(outcome.run_id)
+    assert len(windows) == len(SOURCES)
+    assert any(
+        max(windows[a][0], windows[b][0]) < min(windows[a][1], windows[b][1]) for a in windows for b in windows if a < b
+    ), windows
     before = table_fingerprint(settings.duckdb_path)
     first_run_requests = len(sandbox.gearset.requests)
 
@@ -354,6 +368,15 @@ def test_incremental_run_fetches_only_the_look_back_window_and_matches_truth(set
     multitudes_pages = [r for r in sandbox.requests("multitudes")[marks["multitudes"] :]]
     total_pages = -(-len(sandbox.states["multitudes"].records()) // 100)
     assert 0 < len(multitudes_pages) < total_pages
+
+
+def _extraction_windows(run_id: str) -> dict[str, tuple[float, float]]:
+    """(start, end) of each source's step in the run."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        stats = instance.get_run_step_stats(run_id)
+    return {s.step_key: (s.start_time, s.end_time) for s in stats if s.step_key.endswith("_raw")}
 
 
 def _count(path: Path, table: str) -> int:

@@ -18,8 +18,8 @@ from dora_pipeline.sources.registry import enabled_sources
 
 
 def build_definitions(settings: Settings | None = None, parallel: bool = False) -> Definitions:
-    """With `parallel`, the refresh job runs each step in its own process (a server warehouse
-    only) and comes without the schedule, which launches the in-process job."""
+    """With `parallel`, the refresh job runs each step in its own process and comes without the
+    schedule, which launches the in-process job."""
     settings = settings or Settings.from_env()
     settings.export()
     sources = enabled_sources()

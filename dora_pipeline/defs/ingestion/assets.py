@@ -10,6 +10,7 @@ built from the last good data of that source and the others. The job's last step
 run, naming the source (see `publishing/assets.py`).
 """
 
+import tempfile
 from datetime import UTC, datetime
 
 import dlt
@@ -50,14 +51,34 @@ class RawTableTranslator(DagsterDltTranslator):
         )
 
 
+def described_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
+    """The pipeline the asset definitions name; it is never run.
+
+    Dagster builds the definitions again in every step's process (steps side by side), and dlt
+    wipes a pipeline's working folder when a pipeline is built there without saved state: on a
+    first run, and in a step between dlt's `drop()` and its state's restore from the warehouse.
+    Built in the shared folder, a step starting up would wipe the folder of a source another step
+    is extracting. So the definitions name one built in a folder of their own, removed at once
+    (they read only its name and destination), and a source's step builds the real one."""
+    with tempfile.TemporaryDirectory(prefix="dora-dlt-") as folder:
+        return dlt.pipeline(
+            pipeline_name=f"dora_{source}",
+            destination=warehouse.dlt_destination(settings),
+            dataset_name=f"raw_{source}",
+            pipelines_dir=folder,
+        )
+
+
 def raw_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
-    """The dlt pipeline that loads one source into its own `raw_<source>` schema."""
-    return dlt.pipeline(
+    """The dlt pipeline that loads one source into its own `raw_<source>` schema; its writes take
+    turns with other processes' (see `warehouse.serialize_writes`)."""
+    pipeline = dlt.pipeline(
         pipeline_name=f"dora_{source}",
         destination=warehouse.dlt_destination(settings),
         dataset_name=f"raw_{source}",
         pipelines_dir=str(settings.dlt_pipelines_dir),
     )
+    return warehouse.serialize_writes(pipeline, settings)
 
 
 def empty_tables(source: DltSource) -> DltSource:
@@ -89,7 +110,7 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
     # injects the real configuration and secrets.
     @dlt_assets(
         dlt_source=spec.describe(),
-        dlt_pipeline=raw_pipeline(name, settings),
+        dlt_pipeline=described_pipeline(name, settings),
         name=f"{name}_raw",
         dagster_dlt_translator=RawTableTranslator(),
     )
@@ -100,13 +121,20 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
         sent_before = requests_sent(name)
         file_format = LOADER_FILE_FORMAT[settings.warehouse]
         try:
-            results = list(dlt.run(context=context, dlt_source=spec.build(), loader_file_format=file_format))
+            results = list(
+                dlt.run(
+                    context=context,
+                    dlt_source=spec.build(),
+                    dlt_pipeline=raw_pipeline(name, settings),
+                    loader_file_format=file_format,
+                )
+            )
         except Exception as exc:  # noqa: BLE001 - any failure of one source leaves the others to load
             rejections.drain(name)  # nothing of this attempt was loaded; its rejections come again
             rejections.loaded_again(name)
             error = user_message(exc)
             context.log.error(f"{name} could not be extracted; the warehouse keeps its last good data: {error}")
-            pipeline = raw_pipeline(name, settings)
+            pipeline = raw_pipeline(name, settings)  # afresh: nothing of the failed attempt in memory
             pipeline.drop_pending_packages()
             pipeline.run(empty_tables(spec.describe()), loader_file_format=file_format)
             source_runs.record(settings, context.run_id, name, started, error)

@@ -9,7 +9,7 @@ import dlt
 from dagster import AssetExecutionContext, AssetsDefinition, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
-from dora_pipeline import source_runs
+from dora_pipeline import source_runs, warehouse
 from dora_pipeline.catalog import load_catalog
 from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
@@ -63,6 +63,7 @@ def warehouse_assets(project: DbtProject, sources: list[str], settings: Settings
         # every scheduled refresh
         dbt_args = ["build", "--exclude-resource-type", "unit_test"]
         dbt_args += ["--vars", json.dumps(dbt_vars(sources), ensure_ascii=False)]
-        yield from dbt.cli(dbt_args, context=context).stream()
+        with warehouse.build_file_lock(settings):  # dbt writes the build file from its own process
+            yield from dbt.cli(dbt_args, context=context).stream()
 
     return dora_dbt_models
