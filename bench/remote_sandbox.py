@@ -10,6 +10,7 @@ multiprocessing manager.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import resource
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,6 +51,9 @@ class SandboxHost:
 
     def next_day(self) -> None:
         self._box.set_as_of(self._box.as_of + timedelta(days=1))
+
+    def pid(self) -> int:
+        return os.getpid()
 
     def peak_rss_mb(self) -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

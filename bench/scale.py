@@ -2,13 +2,14 @@
 requests and rows per source, requests per record, peak memory and warehouse size, each beside a
 lower bound measured in the same run on the same data.
 
-    python bench/scale.py [--copies 30,90,300] [--gearset-poll-seconds 5]
+    python bench/scale.py [--copies 30,90,300] [--gearset-poll-seconds 5] [--parallel-steps]
 
 Sizes are in demo organisations (8 services, about 3,400 deployments visible each): the issue's
 target of 1,000,000 deployments is about 300, so 30, 90 and 300 are its 10 %, 30 % and 100 %.
-Each size runs in its own process (peak RSS is per process and its children, dbt included), and
-the sandbox serves from a process of its own (bench/remote_sandbox.py), so neither its CPU nor its
-memory counts as the pipeline's; its peak RSS is printed apart.
+Each size runs in its own process, and the sandbox serves from a process of its own
+(bench/remote_sandbox.py), so neither its CPU nor its memory counts as the pipeline's; its peak RSS
+is printed apart. The pipeline's peak RSS is the largest sum over its processes at one moment
+(the refresh's, dbt's and, with `--parallel-steps`, every step's), sampled five times a second.
 
 The benchmark profile makes the sandbox's Gearset host enforce the real 5 s minimum between two
 polls of one report and keep each report running for one poll, and sets the Gearset sources'
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -146,6 +146,53 @@ def _dbt_results(since: float) -> tuple[float | None, list[tuple[str, float]]]:
     return run["elapsed_time"], nodes[:5]
 
 
+class TreeMemory:
+    """The largest total resident memory of this process and its descendants seen at one moment,
+    leaving out the sandbox's process: what the machine must hold for the pipeline."""
+
+    def __init__(self, excluded: int, interval: float = 0.2):
+        self.excluded, self.interval, self.peak_mb = excluded, interval, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak_mb = max(self.peak_mb, sum(_rss_kb(pid) for pid in self._tree()) / 1024)
+
+    def _tree(self) -> set[int]:
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, ValueError, IndexError):
+                    continue
+        tree, grown = {os.getpid()}, True
+        while grown:
+            found = {pid for pid, parent in parents.items() if parent in tree and pid != self.excluded} - tree
+            tree |= found
+            grown = bool(found)
+        return tree
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
     import duckdb
     from dagster import DagsterInstance
@@ -157,7 +204,13 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
     outcome = run_refresh(settings)
     total = time.perf_counter() - started
     with DagsterInstance.get() as instance:
-        steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(outcome.run_id)}
+        stats = instance.get_run_step_stats(outcome.run_id)
+    steps = {s.step_key: s.end_time - s.start_time for s in stats}
+    # the sources' steps from the first start to the last end: their sum when they run one after
+    # another, less when side by side
+    extraction = [s for s in stats if s.step_key.endswith("_raw")]
+    extraction_wall = max(s.end_time for s in extraction) - min(s.start_time for s in extraction)
+    busy = max(s.end_time for s in stats) - min(s.start_time for s in stats)
     requests = _requests_by_source(sandbox, marks)
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         rows = {name: _raw_rows(con, name) for name in SOURCES}
@@ -179,6 +232,8 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
     return {
         "total": total,
         "steps": steps,
+        "extraction_wall": extraction_wall,
+        "outside_steps": total - busy,
         "dlt": {name: runs[name][0] for name in SOURCES},
         "rows_loaded": {name: runs[name][1] for name in SOURCES},
         "requests": {name: len(r) for name, r in requests.items()},
@@ -192,11 +247,17 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
     }
 
 
-def _measure(copies: int, poll_seconds: float) -> dict:
+def _measure(copies: int, poll_seconds: float, parallel_steps: bool) -> dict:
     from dora_pipeline.settings import Settings
 
-    with tempfile.TemporaryDirectory() as tmp, remote_sandbox(copies, poll_seconds) as sandbox:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        remote_sandbox(copies, poll_seconds) as sandbox,
+        TreeMemory(excluded=sandbox.pid()) as memory,
+    ):
         os.environ.update(sandbox.environment())
+        if parallel_steps:
+            os.environ["DORA__PARALLEL_STEPS"] = "true"
         os.environ["DORA__SERVICE_TEAMS"] = json.dumps(sandbox.service_teams())
         os.environ["DAGSTER_HOME"] = str(Path(tmp) / "dagster")
         if poll_seconds:
@@ -208,14 +269,12 @@ def _measure(copies: int, poll_seconds: float) -> dict:
         print(json.dumps({"first_refresh": first}), file=sys.stderr, flush=True)
         sandbox.next_day()
         incremental = _one_refresh(settings, sandbox, poll_seconds)
-        # read before the sandbox's process ends: once it is waited for, it counts among the children
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         return {
             "copies": copies,
+            "parallel_steps": parallel_steps,
             "first": first,
             "incremental": incremental,
-            "peak_rss_mb": max(own, children),
+            "peak_rss_mb": memory.peak_mb,
             "sandbox_rss_mb": sandbox.peak_rss_mb(),
         }
 
@@ -240,7 +299,8 @@ def _print_refresh(title: str, r: dict) -> None:
     bare_total = sum(r["bare_fetch"].values())
     print(
         f"    extraction + load {extraction:.1f} s against a bare-fetch bound of {bare_total:.1f} s "
-        f"({extraction / max(bare_total, 1e-3):.1f}x)"
+        f"({extraction / max(bare_total, 1e-3):.1f}x); from the first source's start to the last one's end "
+        f"{r['extraction_wall']:.1f} s"
     )
     dbt, elapsed = steps.get("dora_dbt_models", 0.0), r["dbt_elapsed"] or 0.0
     print(
@@ -250,7 +310,7 @@ def _print_refresh(title: str, r: dict) -> None:
     )
     print("      slowest dbt nodes: " + ", ".join(f"{node.split('.')[-1]} {t:.1f} s" for node, t in r["dbt_slowest"]))
     rest = {k: v for k, v in steps.items() if not k.endswith("_raw") and k != "dora_dbt_models"}
-    overhead = r["total"] - sum(steps.values())
+    overhead = r["outside_steps"]
     print(
         "    " + ", ".join(f"{k} {v:.1f} s" for k, v in rest.items()) + f"; outside the steps {overhead:.1f} s"
         f"; warehouse {r['warehouse_mb']:.0f} MB"
@@ -262,20 +322,23 @@ def _print_refresh(title: str, r: dict) -> None:
 @click.option(
     "--gearset-poll-seconds", default=5.0, show_default=True, help="Gearset's minimum between polls (0: off)."
 )
+@click.option("--parallel-steps", is_flag=True, help="Each step in a process of its own, the sources side by side.")
 @click.option("--child", type=int, default=None, hidden=True)
-def main(copies: str, gearset_poll_seconds: float, child: int | None) -> None:
+def main(copies: str, gearset_poll_seconds: float, parallel_steps: bool, child: int | None) -> None:
     if child is not None:
-        print(json.dumps(_measure(child, gearset_poll_seconds)))
+        print(json.dumps(_measure(child, gearset_poll_seconds, parallel_steps)))
         return
     for size in (int(c) for c in copies.split(",")):
         command = [sys.executable, __file__, "--child", str(size), "--gearset-poll-seconds", str(gearset_poll_seconds)]
+        command += ["--parallel-steps"] if parallel_steps else []
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"\n{size} demo organisations: failed\n{done.stderr[-3000:]}")
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
+        mode = "steps side by side" if result["parallel_steps"] else "steps one after another"
         print(
-            f"\n{size} demo organisations, peak RSS {result['peak_rss_mb']:.0f} MB "
+            f"\n{size} demo organisations, {mode}, peak RSS {result['peak_rss_mb']:.0f} MB "
             f"(the sandbox's own process, apart: {result['sandbox_rss_mb']:.0f} MB)"
         )
         _print_refresh("first refresh", result["first"])
