@@ -8,8 +8,9 @@ Sizes are in demo organisations (8 services, about 3,400 deployments visible eac
 target of 1,000,000 deployments is about 300, so 30, 90 and 300 are its 10 %, 30 % and 100 %.
 Each size runs in its own process, and the sandbox serves from a process of its own
 (bench/remote_sandbox.py), so neither its CPU nor its memory counts as the pipeline's; its peak RSS
-is printed apart. The pipeline's peak RSS is the largest sum over its processes at one moment
-(the refresh's, dbt's and, with `--parallel-steps`, every step's), sampled five times a second.
+is printed apart. The pipeline's peak memory is the largest sum of proportional set sizes over its
+processes at one moment (the refresh's, dbt's and, with `--parallel-steps`, every step's), sampled
+five times a second.
 
 The benchmark profile makes the sandbox's Gearset host enforce the real 5 s minimum between two
 polls of one report and keep each report running for one poll, and sets the Gearset sources'
@@ -147,8 +148,8 @@ def _dbt_results(since: float) -> tuple[float | None, list[tuple[str, float]]]:
 
 
 class TreeMemory:
-    """The largest total resident memory of this process and its descendants seen at one moment,
-    leaving out the sandbox's process: what the machine must hold for the pipeline."""
+    """The largest total memory (proportional set size) of this process and its descendants seen
+    at one moment, leaving out the sandbox's process: what the machine must hold for the pipeline."""
 
     def __init__(self, excluded: int, interval: float = 0.2):
         self.excluded, self.interval, self.peak_mb = excluded, interval, 0.0
@@ -165,7 +166,7 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak_mb = max(self.peak_mb, sum(_rss_kb(pid) for pid in self._tree()) / 1024)
+            self.peak_mb = max(self.peak_mb, sum(_pss_kb(pid) for pid in self._tree()) / 1024)
 
     def _tree(self) -> set[int]:
         parents: dict[int, int] = {}
@@ -183,10 +184,12 @@ class TreeMemory:
         return tree
 
 
-def _rss_kb(pid: int) -> int:
+def _pss_kb(pid: int) -> int:
+    """The process's proportional set size: pages it shares with others (a step process forked from
+    the fork server shares its imports) count in part, so the sum over processes is what they hold."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
                 return int(line.split()[1])
     except OSError:
         pass
@@ -274,7 +277,7 @@ def _measure(copies: int, poll_seconds: float, parallel_steps: bool) -> dict:
             "parallel_steps": parallel_steps,
             "first": first,
             "incremental": incremental,
-            "peak_rss_mb": memory.peak_mb,
+            "peak_memory_mb": memory.peak_mb,
             "sandbox_rss_mb": sandbox.peak_rss_mb(),
         }
 
@@ -338,7 +341,7 @@ def main(copies: str, gearset_poll_seconds: float, parallel_steps: bool, child: 
         result = json.loads(done.stdout.strip().splitlines()[-1])
         mode = "steps side by side" if result["parallel_steps"] else "steps one after another"
         print(
-            f"\n{size} demo organisations, {mode}, peak RSS {result['peak_rss_mb']:.0f} MB "
+            f"\n{size} demo organisations, {mode}, peak memory {result['peak_memory_mb']:.0f} MB (PSS, summed) "
             f"(the sandbox's own process, apart: {result['sandbox_rss_mb']:.0f} MB)"
         )
         _print_refresh("first refresh", result["first"])
