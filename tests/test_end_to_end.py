@@ -14,7 +14,13 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster import AssetKey
-from warehouse_checks import differences, mart_rows, string_values_containing, table_fingerprint
+from warehouse_checks import (
+    differences,
+    extraction_windows,
+    mart_rows,
+    string_values_containing,
+    table_fingerprint,
+)
 
 from dora_pipeline.refresh import run_refresh
 from dora_pipeline.sandbox.ground_truth import (
@@ -283,7 +289,7 @@ def test_steps_side_by_side_equal_the_truth_and_a_second_run_changes_nothing(
     monkeypatch.delenv("DORA__PARALLEL_STEPS")
     assert not outcome.failed_sources
     assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
-    windows = _extraction_windows(outcome.run_id)
+    windows = extraction_windows(outcome.run_id)
     assert len(windows) == len(SOURCES)
     assert any(
         max(windows[a][0], windows[b][0]) < min(windows[a][1], windows[b][1]) for a in windows for b in windows if a < b
@@ -368,15 +374,6 @@ def test_incremental_run_fetches_only_the_look_back_window_and_matches_truth(set
     multitudes_pages = [r for r in sandbox.requests("multitudes")[marks["multitudes"] :]]
     total_pages = -(-len(sandbox.states["multitudes"].records()) // 100)
     assert 0 < len(multitudes_pages) < total_pages
-
-
-def _extraction_windows(run_id: str) -> dict[str, tuple[float, float]]:
-    """(start, end) of each source's step in the run."""
-    from dagster import DagsterInstance
-
-    with DagsterInstance.get() as instance:
-        stats = instance.get_run_step_stats(run_id)
-    return {s.step_key: (s.start_time, s.end_time) for s in stats if s.step_key.endswith("_raw")}
 
 
 def _count(path: Path, table: str) -> int:

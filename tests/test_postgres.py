@@ -18,6 +18,7 @@ import pytest
 from warehouse_checks import (
     SNAPSHOT_TABLES,
     differences,
+    extraction_windows,
     mart_table_differences,
     mart_tables,
     published,
@@ -149,7 +150,7 @@ def postgres_runs(postgres_cluster, tmp_path_factory) -> PostgresRuns:
                 reader.join()
             runs.reads.append(None)  # the refresh has returned: reads after this see the new set
             _reader_once(settings, runs)
-            runs.extraction_steps = _step_windows(runs.incremental.run_id)
+            runs.extraction_steps = extraction_windows(runs.incremental.run_id)
             patch.delenv("DORA__PARALLEL_STEPS")
             runs.gitlab_deployment_params = [
                 r["params"] for r in box.requests("gitlab") if r["path"].endswith("/deployments")
@@ -159,18 +160,6 @@ def postgres_runs(postgres_cluster, tmp_path_factory) -> PostgresRuns:
             run_refresh(settings)
             runs.rerun_marts, runs.rerun_raw_counts = mart_tables(settings), raw_counts(settings)
     return runs
-
-
-def _step_windows(run_id: str) -> dict[str, tuple[float, float]]:
-    from dagster import DagsterEventType, DagsterInstance
-
-    windows: dict[str, list[float]] = {}
-    with DagsterInstance.get() as instance:
-        for kind in (DagsterEventType.STEP_START, DagsterEventType.STEP_SUCCESS):
-            for record in instance.all_logs(run_id, of_type=kind):
-                if record.step_key and record.step_key.endswith("_raw"):
-                    windows.setdefault(record.step_key, []).append(record.timestamp)
-    return {step: (min(times), max(times)) for step, times in windows.items()}
 
 
 def _reader_once(settings: Settings, runs: PostgresRuns) -> None:

@@ -259,3 +259,12 @@ def run_dbt_unit_tests(env: dict[str, str], target: Path) -> tuple[subprocess.Co
     results_file = target / "run_results.json"
     results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
     return done, [r for r in results if r["unique_id"].startswith("unit_test.")]
+
+
+def extraction_windows(run_id: str) -> dict[str, tuple[float, float]]:
+    """(start, end) of each source's extraction step in a Dagster run of the current instance."""
+    from dagster import DagsterInstance
+
+    with DagsterInstance.get() as instance:
+        stats = instance.get_run_step_stats(run_id)
+    return {s.step_key: (s.start_time, s.end_time) for s in stats if s.step_key.endswith("_raw")}
