@@ -17,15 +17,16 @@ from contextlib import contextmanager
 from datetime import timedelta
 from multiprocessing.managers import BaseManager
 
+from dora_pipeline.sandbox.world import OrgShape
+
 
 class SandboxHost:
     """Lives in the manager's process; every method is a call the harness makes over the pipe."""
 
-    def __init__(self, copies: int, poll_seconds: float):
+    def __init__(self, shape: OrgShape, poll_seconds: float):
         from dora_pipeline.sandbox.server import Sandbox
-        from dora_pipeline.sandbox.world import scaled_services
 
-        self._box = Sandbox.start(services=scaled_services(copies))
+        self._box = Sandbox.start(shape=shape)
         if poll_seconds:
             # the real minimum between two polls of one report, and every report running for a poll
             self._box.gearset.faults.min_poll_interval_seconds = poll_seconds
@@ -52,6 +53,16 @@ class SandboxHost:
     def next_day(self) -> None:
         self._box.set_as_of(self._box.as_of + timedelta(days=1))
 
+    def size(self) -> dict[str, int]:
+        """What the tools know at the as-of moment: services, deployments, changes, failures."""
+        seen = self._box.world.view(self._box.as_of)
+        return {
+            "services": len(seen.services),
+            "deployments": sum(not d.is_test for d in seen.deployments),
+            "changes": len(seen.changes),
+            "failures": len(seen.failures),
+        }
+
     def pid(self) -> int:
         return os.getpid()
 
@@ -67,12 +78,12 @@ _Manager.register("SandboxHost", SandboxHost)
 
 
 @contextmanager
-def remote_sandbox(copies: int, poll_seconds: float) -> Iterator[SandboxHost]:
-    """A sandbox of `copies` demo organisations served from a fresh process (spawned, so it shares
+def remote_sandbox(shape: OrgShape, poll_seconds: float) -> Iterator[SandboxHost]:
+    """A sandbox of the organisation `shape` served from a fresh process (spawned, so it shares
     nothing with the caller's memory), stopped on exit."""
     manager = _Manager(ctx=multiprocessing.get_context("spawn"))
     manager.start()
     try:
-        yield manager.SandboxHost(copies, poll_seconds)
+        yield manager.SandboxHost(shape, poll_seconds)
     finally:
         manager.shutdown()

@@ -2,10 +2,14 @@
 requests and rows per source, requests per record, peak memory and warehouse size, each beside a
 lower bound measured in the same run on the same data.
 
-    python bench/scale.py [--copies 30,90,300] [--gearset-poll-seconds 5] [--parallel-steps]
+    python bench/scale.py [--sizes 10,30,100] [--shape target|copies] [--gearset-poll-seconds 5]
+                          [--parallel-steps]
 
-Sizes are in demo organisations (8 services, about 3,400 deployments visible each): the issue's
-target of 1,000,000 deployments is about 300, so 30, 90 and 300 are its 10 %, 30 % and 100 %.
+Sizes are percentages of the issue's target organisation. `--shape target` (the default) is its
+shape: 500 services at 100 %, each with 540 days of history, 10 merges a weekday and 40 % of its
+production releases causing a failure, which makes about 1M deployments, 2M changes and 50k
+failures; smaller sizes have fewer such services. `--shape copies` is copies of the demo
+organisation instead (300 at 100 %: 2,400 services with the demo's short, quiet histories).
 Each size runs in its own process, and the sandbox serves from a process of its own
 (bench/remote_sandbox.py), so neither its CPU nor its memory counts as the pipeline's; its peak RSS
 is printed apart. The pipeline's peak memory is the largest sum of proportional set sizes over its
@@ -35,10 +39,16 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from remote_sandbox import SandboxHost, remote_sandbox
+
+from dora_pipeline.sandbox.world import DEFAULT_SERVICES, OrgShape
+
+# the issue's target organisation at 100 %: 500 services, about 1M deployments, 2M changes, 50k failures
+TARGET = OrgShape(services=500, days=540, merges_per_day=10.0, failure_rate=0.4)
 
 DAILY_METRICS = """
 with deployments as (
@@ -250,12 +260,19 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
     }
 
 
-def _measure(copies: int, poll_seconds: float, parallel_steps: bool) -> dict:
+def org_shape(shape: str, percent: float) -> OrgShape:
+    """The organisation at `percent` of the target, in the target's shape or as demo copies."""
+    if shape == "copies":
+        return OrgShape(services=len(DEFAULT_SERVICES) * max(1, round(3 * percent)))
+    return replace(TARGET, services=max(1, round(TARGET.services * percent / 100)))
+
+
+def _measure(shape: OrgShape, poll_seconds: float, parallel_steps: bool) -> dict:
     from dora_pipeline.settings import Settings
 
     with (
         tempfile.TemporaryDirectory() as tmp,
-        remote_sandbox(copies, poll_seconds) as sandbox,
+        remote_sandbox(shape, poll_seconds) as sandbox,
         TreeMemory(excluded=sandbox.pid()) as memory,
     ):
         os.environ.update(sandbox.environment())
@@ -273,7 +290,7 @@ def _measure(copies: int, poll_seconds: float, parallel_steps: bool) -> dict:
         sandbox.next_day()
         incremental = _one_refresh(settings, sandbox, poll_seconds)
         return {
-            "copies": copies,
+            "size": sandbox.size(),
             "parallel_steps": parallel_steps,
             "first": first,
             "incremental": incremental,
@@ -321,27 +338,38 @@ def _print_refresh(title: str, r: dict) -> None:
 
 
 @click.command()
-@click.option("--copies", default="30,90,300", show_default=True, help="Sizes, in demo organisations.")
+@click.option("--sizes", default="10,30,100", show_default=True, help="Sizes, in percent of the target.")
+@click.option(
+    "--shape",
+    type=click.Choice(["target", "copies"]),
+    default="target",
+    show_default=True,
+    help="The target's shape (500 busy services at 100 %) or copies of the demo organisation.",
+)
 @click.option(
     "--gearset-poll-seconds", default=5.0, show_default=True, help="Gearset's minimum between polls (0: off)."
 )
 @click.option("--parallel-steps", is_flag=True, help="Each step in a process of its own, the sources side by side.")
-@click.option("--child", type=int, default=None, hidden=True)
-def main(copies: str, gearset_poll_seconds: float, parallel_steps: bool, child: int | None) -> None:
+@click.option("--child", type=float, default=None, hidden=True)
+def main(sizes: str, shape: str, gearset_poll_seconds: float, parallel_steps: bool, child: float | None) -> None:
     if child is not None:
-        print(json.dumps(_measure(child, gearset_poll_seconds, parallel_steps)))
+        print(json.dumps(_measure(org_shape(shape, child), gearset_poll_seconds, parallel_steps)))
         return
-    for size in (int(c) for c in copies.split(",")):
-        command = [sys.executable, __file__, "--child", str(size), "--gearset-poll-seconds", str(gearset_poll_seconds)]
+    for percent in (float(s) for s in sizes.split(",")):
+        command = [sys.executable, __file__, "--child", str(percent), "--shape", shape]
+        command += ["--gearset-poll-seconds", str(gearset_poll_seconds)]
         command += ["--parallel-steps"] if parallel_steps else []
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
-            print(f"\n{size} demo organisations: failed\n{done.stderr[-3000:]}")
+            print(f"\n{percent:g} % ({shape} shape): failed\n{done.stderr[-3000:]}")
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
         mode = "steps side by side" if result["parallel_steps"] else "steps one after another"
+        size = result["size"]
         print(
-            f"\n{size} demo organisations, {mode}, peak memory {result['peak_memory_mb']:.0f} MB (PSS, summed) "
+            f"\n{percent:g} % of the target ({shape} shape: {size['services']:,} services, "
+            f"{size['deployments']:,} deployments, {size['changes']:,} changes, {size['failures']:,} failures), "
+            f"{mode}, peak memory {result['peak_memory_mb']:.0f} MB (PSS, summed) "
             f"(the sandbox's own process, apart: {result['sandbox_rss_mb']:.0f} MB)"
         )
         _print_refresh("first refresh", result["first"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -48,14 +49,61 @@ class Faults(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-COPIES = click.option(
-    "--copies",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Organisations like the demo's side by side (8 services and about 3,400 deployments each), "
-    "to try the pipeline at scale.",
-)
+def org_shape(command):
+    """The sandbox organisation's size options (`--copies`, or `--services` with `--days`,
+    `--merges-per-day`, `--failure-rate`), handed to `command` as one `shape`."""
+    from dora_pipeline.sandbox.world import DEFAULT_SERVICES, DEFAULT_START
+
+    @functools.wraps(command)
+    def with_shape(*args, copies, services, days, merges_per_day, failure_rate, **kwargs):
+        from dora_pipeline.sandbox.world import OrgShape
+
+        if copies is not None and services is not None:
+            raise click.UsageError("--copies and --services both set the number of services: give one")
+        count = services if services is not None else len(DEFAULT_SERVICES) * (copies or 1)
+        try:
+            shape = OrgShape(count, days, merges_per_day, failure_rate)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        return command(*args, shape=shape, **kwargs)
+
+    options = (
+        click.option(
+            "--copies",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"Organisations like the demo's side by side ({len(DEFAULT_SERVICES)} services and about "
+            "3,100 deployments each), to try the pipeline at scale.  [default: 1]",
+        ),
+        click.option(
+            "--services",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Services in the organisation, the demo's kinds in turn (instead of --copies).",
+        ),
+        click.option(
+            "--days",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"Days of history before --as-of (default: the demo's, since {DEFAULT_START:%Y-%m-%d}).",
+        ),
+        click.option(
+            "--merges-per-day",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Mean changes merged a weekday, every service (default: the demo's, 2 to 4).",
+        ),
+        click.option(
+            "--failure-rate",
+            type=click.FloatRange(min=0, max=1),
+            default=None,
+            help="Share of production releases that cause a failure (default: 0.13).",
+        ),
+    )
+    for option in reversed(options):
+        with_shape = option(with_shape)
+    return with_shape
+
 
 FAULTS = click.option(
     "--faults",
@@ -155,23 +203,25 @@ def main() -> None:
 @main.command()
 @click.option("--seed", default=None, type=int, help="Seed of the simulated organisation.")
 @click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
-@COPIES
+@org_shape
 @FAULTS
 @VERBOSE
 @click.option("--debug", is_flag=True, help="Show full tracebacks and Dagster's own log.")
-def demo(seed: int | None, as_of: datetime | None, copies: int, faults, verbose: bool, debug: bool) -> None:
+def demo(seed: int | None, as_of: datetime | None, shape, faults, verbose: bool, debug: bool) -> None:
     """Run dora_refresh end to end against the sandbox APIs on loopback."""
     from dora_pipeline.refresh import run_refresh
     from dora_pipeline.sandbox.server import Sandbox
-    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED, scaled_services
+    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
 
     settings = _settings()
     started = time.monotonic()
     try:
         moment = as_of or DEFAULT_AS_OF
-        services = scaled_services(copies)
-        with Sandbox.start(DEFAULT_SEED if seed is None else seed, moment, services, faults) as sandbox:
-            click.echo(f"sandbox: {len(sandbox.world.services)} services, as of {sandbox.as_of:%Y-%m-%d %H:%M} UTC")
+        with Sandbox.start(DEFAULT_SEED if seed is None else seed, moment, faults=faults, shape=shape) as sandbox:
+            click.echo(
+                f"sandbox: {len(sandbox.world.services)} services, history from {sandbox.world.start:%Y-%m-%d} "
+                f"as of {sandbox.as_of:%Y-%m-%d %H:%M} UTC"
+            )
             for name, server in sandbox.servers.items():
                 click.echo(f"  {name:<10} {server.base_url}")
             os.environ.update(sandbox.source_environment())
@@ -226,16 +276,19 @@ def run(verbose: bool, debug: bool) -> None:
 @main.command()
 @click.option("--seed", default=None, type=int)
 @click.option("--as-of", "as_of", type=Moment(), default=None, help="Moment the sandbox observes (ISO 8601).")
-@COPIES
+@org_shape
 @FAULTS
-def sandbox(seed: int | None, as_of: datetime | None, copies: int, faults) -> None:
+def sandbox(seed: int | None, as_of: datetime | None, shape, faults) -> None:
     """Serve the sandbox APIs on loopback until interrupted, printing their base URLs."""
     from dora_pipeline.sandbox.server import Sandbox
-    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED, scaled_services
+    from dora_pipeline.sandbox.world import DEFAULT_AS_OF, DEFAULT_SEED
 
     seed = seed if seed is not None else DEFAULT_SEED
-    with Sandbox.start(seed, as_of or DEFAULT_AS_OF, scaled_services(copies), faults) as box:
-        click.echo(f"# sandbox as of {box.as_of:%Y-%m-%d %H:%M} UTC; Ctrl-C stops it")
+    with Sandbox.start(seed, as_of or DEFAULT_AS_OF, faults=faults, shape=shape) as box:
+        click.echo(
+            f"# sandbox: {len(box.world.services)} services, history from {box.world.start:%Y-%m-%d} "
+            f"as of {box.as_of:%Y-%m-%d %H:%M} UTC; Ctrl-C stops it"
+        )
         for name, server in box.servers.items():
             click.echo(f"# {name:<11} {server.base_url}")
         for name, value in box.source_environment().items():

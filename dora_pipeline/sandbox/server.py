@@ -24,6 +24,7 @@ from dora_pipeline.sandbox.world import (
     GITCLEAR,
     GITLAB,
     MULTITUDES,
+    OrgShape,
     ServiceSpec,
     World,
     build_world,
@@ -85,8 +86,13 @@ class Sandbox:
         as_of: datetime = DEFAULT_AS_OF,
         services: tuple[ServiceSpec, ...] = DEFAULT_SERVICES,
         faults: FaultProfile | None = None,
+        shape: OrgShape | None = None,
     ) -> Sandbox:
-        world = build_world(seed, services=services)
+        """The emulators over the history of `services`, or of the organisation `shape` makes of
+        them (how many, how long, how busy), observed at `as_of`."""
+        shape = shape or OrgShape(services=len(services))
+        start, horizon_days = shape.history(as_of)
+        world = build_world(seed, start, horizon_days, shape.service_specs(services))
         states = {name: state_cls(world, as_of, f"sandbox-{name}-token") for name, (state_cls, _) in EMULATORS.items()}
         for name, state in states.items():
             state.set_fault_profile(faults or FaultProfile(), name)

@@ -66,6 +66,8 @@ class ServiceSpec:
     tracks_failures: bool = True
     merges_per_day: float = 3.0
     release_probability: float = 0.75
+    # share of successful, non-empty production deployments that cause a failure
+    failure_rate: float = 0.13
     # How the tools name it: GitLab's full project path (the project's name is its last segment)
     # and the Multitudes/GitClear repository; both default to `acme/<name>`.
     gitlab_path: str | None = None
@@ -224,19 +226,73 @@ def scaled_services(copies: int, services: tuple[ServiceSpec, ...] = DEFAULT_SER
     from the second copy on (so ids, paths and histories differ): the sandbox at scale."""
     if copies < 1:
         raise ValueError("copies must be at least 1")
-    scaled = list(services)
-    for n in range(2, copies + 1):
-        scaled.extend(
-            replace(
+    return _first_services(copies * len(services), services)
+
+
+def _first_services(count: int, services: tuple[ServiceSpec, ...]) -> tuple[ServiceSpec, ...]:
+    """The first `count` services of `services` repeated, the n-th repetition's renamed `<name>-<n>`."""
+    scaled = []
+    for i in range(count):
+        n, spec = divmod(i, len(services))
+        spec = services[spec]
+        if n:
+            suffix = f"-{n + 1}"
+            spec = replace(
                 spec,
-                name=f"{spec.name}-{n}",
-                team=f"{spec.team}-{n}",
-                gitlab_path=spec.gitlab_path and f"{spec.gitlab_path}-{n}",
-                repository=spec.repository and f"{spec.repository}-{n}",
+                name=spec.name + suffix,
+                team=spec.team + suffix,
+                gitlab_path=spec.gitlab_path and spec.gitlab_path + suffix,
+                repository=spec.repository and spec.repository + suffix,
             )
-            for spec in services
-        )
+        scaled.append(spec)
     return tuple(scaled)
+
+
+@dataclass(frozen=True)
+class OrgShape:
+    """The size of the simulated organisation; every field left unset keeps the demo's.
+
+    The benchmarks need the target's shape (few services with long, busy histories), not only
+    more copies of the demo: how many services there are sets Gearset's pipelines and GitLab's
+    projects, merges a day the changes and MR requests, the failure rate the incidents.
+    """
+
+    services: int = len(DEFAULT_SERVICES)
+    days: int | None = None  # history before the as-of moment; default: since DEFAULT_START
+    merges_per_day: float | None = None  # mean merges a weekday, every service; default: each its own
+    failure_rate: float | None = None  # share of production releases that cause a failure
+
+    # the history a shaped world keeps after its as-of moment, for runs that move it forward
+    FUTURE_DAYS = 30
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} must be {rule}, not {value}"
+            for name, value, rule, ok in (
+                ("services", self.services, "at least 1", self.services >= 1),
+                ("days", self.days, "at least 1", self.days is None or self.days >= 1),
+                ("merges_per_day", self.merges_per_day, "at least 0", (self.merges_per_day or 0) >= 0),
+                ("failure_rate", self.failure_rate, "between 0 and 1", 0 <= (self.failure_rate or 0) <= 1),
+            )
+            if not ok
+        ]
+        if problems:
+            raise ValueError("organisation shape: " + "; ".join(problems))
+
+    def service_specs(self, templates: tuple[ServiceSpec, ...] = DEFAULT_SERVICES) -> tuple[ServiceSpec, ...]:
+        changes = {
+            name: value
+            for name, value in (("merges_per_day", self.merges_per_day), ("failure_rate", self.failure_rate))
+            if value is not None
+        }
+        return tuple(replace(spec, **changes) for spec in _first_services(self.services, templates))
+
+    def history(self, as_of: datetime) -> tuple[datetime, int]:
+        """The simulation's first day and its horizon in days, for a sandbox observing `as_of`."""
+        if self.days is None:
+            return DEFAULT_START, DEFAULT_HORIZON_DAYS
+        first_day = as_of.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=self.days)
+        return first_day, self.days + self.FUTURE_DAYS
 
 
 def build_world(
@@ -436,7 +492,7 @@ class _ServiceHistory:
         return deployment
 
     def _maybe_fail(self, deployment: Deployment) -> None:
-        if not self.spec.tracks_failures or deployment.is_empty or self.rng.random() > 0.13:
+        if not self.spec.tracks_failures or deployment.is_empty or self.rng.random() > self.spec.failure_rate:
             return
         for _ in range(1 if self.rng.random() < 0.85 else 2):
             detected = deployment.deployed_at + self._secs(900, 2 * 86400)
