@@ -53,6 +53,14 @@ class SandboxHost:
     def next_day(self) -> None:
         self._box.set_as_of(self._box.as_of + timedelta(days=1))
 
+    def ci_operation_ids(self) -> set[str]:
+        """The status and result ids of Gearset's CI-job-runs reports: their polls and results
+        belong to the gearset_automation source, though their paths do not say so."""
+        gearset = self._box.gearset
+        return {i for i, op in gearset.operations.items() if op.kind == "ci_runs"} | {
+            i for i, op in gearset.results.items() if op.kind == "ci_runs"
+        }
+
     def size(self) -> dict[str, int]:
         """What the tools know at the as-of moment: services, deployments, changes, failures."""
         seen = self._box.world.view(self._box.as_of)

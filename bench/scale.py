@@ -70,17 +70,21 @@ left join failures using (service, environment, day)
 SOURCES = ("gearset", "gearset_automation", "gitlab", "multitudes", "gitclear")
 
 
-def _source_of(emulator: str, path: str) -> str:
-    if emulator == "gearset" and "continuous-integration" in path:
+def _source_of(emulator: str, path: str, ci_operations: set[str]) -> str:
+    if emulator == "gearset" and (
+        "continuous-integration" in path
+        or (path.startswith("/public/operation/") and path.split("/")[3] in ci_operations)
+    ):
         return "gearset_automation"
     return emulator
 
 
 def _requests_by_source(sandbox: SandboxHost, since: dict[str, int]) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {name: [] for name in SOURCES}
+    ci_operations = sandbox.ci_operation_ids()
     for emulator, requests in sandbox.requests_since(since).items():
         for request in requests:
-            out[_source_of(emulator, request["path"])].append(request)
+            out[_source_of(emulator, request["path"], ci_operations)].append(request)
     return out
 
 
@@ -163,6 +167,7 @@ class TreeMemory:
 
     def __init__(self, excluded: int, interval: float = 0.2):
         self.excluded, self.interval, self.peak_mb = excluded, interval, 0.0
+        self.at_peak: dict[str, float] = {}  # MB by process at the peak: which one to shrink
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -176,7 +181,12 @@ class TreeMemory:
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
-            self.peak_mb = max(self.peak_mb, sum(_pss_kb(pid) for pid in self._tree()) / 1024)
+            by_process: dict[str, float] = {}
+            for pid in self._tree():
+                name = "refresh" if pid == os.getpid() else _command_name(pid)
+                by_process[name] = by_process.get(name, 0.0) + _pss_kb(pid) / 1024
+            if sum(by_process.values()) > self.peak_mb:
+                self.peak_mb, self.at_peak = sum(by_process.values()), by_process
 
     def _tree(self) -> set[int]:
         parents: dict[int, int] = {}
@@ -192,6 +202,13 @@ class TreeMemory:
             tree |= found
             grown = bool(found)
         return tree
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return "gone"
 
 
 def _pss_kb(pid: int) -> int:
@@ -295,6 +312,7 @@ def _measure(shape: OrgShape, poll_seconds: float, parallel_steps: bool) -> dict
             "first": first,
             "incremental": incremental,
             "peak_memory_mb": memory.peak_mb,
+            "memory_at_peak": memory.at_peak,
             "sandbox_rss_mb": sandbox.peak_rss_mb(),
         }
 
@@ -369,8 +387,9 @@ def main(sizes: str, shape: str, gearset_poll_seconds: float, parallel_steps: bo
         print(
             f"\n{percent:g} % of the target ({shape} shape: {size['services']:,} services, "
             f"{size['deployments']:,} deployments, {size['changes']:,} changes, {size['failures']:,} failures), "
-            f"{mode}, peak memory {result['peak_memory_mb']:.0f} MB (PSS, summed) "
-            f"(the sandbox's own process, apart: {result['sandbox_rss_mb']:.0f} MB)"
+            f"{mode}, peak memory {result['peak_memory_mb']:.0f} MB (PSS, summed: "
+            + ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(result["memory_at_peak"].items()))
+            + f") (the sandbox's own process, apart: {result['sandbox_rss_mb']:.0f} MB)"
         )
         _print_refresh("first refresh", result["first"])
         _print_refresh("incremental refresh (one new day)", result["incremental"])
