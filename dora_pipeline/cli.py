@@ -61,11 +61,8 @@ def org_shape(command):
         if copies is not None and services is not None:
             raise click.UsageError("--copies and --services both set the number of services: give one")
         count = services if services is not None else len(DEFAULT_SERVICES) * (copies or 1)
-        try:
-            shape = OrgShape(count, days, merges_per_day, failure_rate)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        return command(*args, shape=shape, **kwargs)
+        # the options' ranges are OrgShape's rules, so click has refused what OrgShape would
+        return command(*args, shape=OrgShape(count, days, merges_per_day, failure_rate), **kwargs)
 
     options = (
         click.option(
