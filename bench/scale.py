@@ -109,7 +109,8 @@ def _replay(sandbox: SandboxHost, emulator: str, requests: list[dict]) -> float:
         headers = dict(auth)
         if request.get("api_version"):
             headers["Api-Version"] = request["api_version"]
-        client.request(request["method"], request["path"], params=request["params"], headers=headers).json()
+        body = request.get("body")  # GitLab's GraphQL queries
+        client.request(request["method"], request["path"], params=request["params"], headers=headers, json=body).json()
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=32) as pool:

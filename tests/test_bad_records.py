@@ -64,8 +64,17 @@ def _severity_label(records: list) -> None:
     _first(records)["labels"] = ["incident", "severity::high"]
 
 
+def _graphql_merge_requests(body: dict) -> list:
+    return body["data"]["project"]["mergeRequests"]["nodes"]
+
+
+def _commit_date(records: list) -> None:
+    next(r for r in records if r["commits"]["nodes"])["commits"]["nodes"][0]["authoredDate"] = "yesterday"
+
+
 GEARSET_RESULT = r"/public/operation/[^/]+/result$"
-# source, resource, answer path (regex), key of the record list in the body (None: the body),
+# source, resource, answer path (regex), key of the record list in the body (None: the body; a
+# function: where it finds them),
 # how to break it, the field the rejection must name, how many records it rejects
 CASES = [
     ("gearset", "deployments", GEARSET_RESULT, "Deployments", _share("Id"), "Id", 2),
@@ -110,6 +119,15 @@ CASES = [
         "merged_at",
         1,
     ),
+    (
+        "gitlab",
+        "merge_requests",
+        r"/api/graphql$",
+        _graphql_merge_requests,
+        _commit_date,
+        "commits.nodes[].authoredDate",
+        1,
+    ),
     ("gitlab", "incidents", r"/projects/\d+/issues$", None, _drop("id"), "id", 1),
     ("gitlab", "incidents", r"/projects/\d+/issues$", None, _severity_label, "labels[severity::]", 1),
     ("gitlab", "dora_metrics", r"/projects/\d+/dora/metrics$", None, _set("value", "n/a"), "value", 1),
@@ -134,7 +152,10 @@ def breaking(path: str, key: str | None, change: Callable[[list], None]) -> Call
     def mutate(request_path: str, body: object) -> object:
         if done or not re.search(path, request_path):
             return body
-        records = body if key is None else body.get(key) if isinstance(body, dict) else None
+        if callable(key):
+            records = key(body)
+        else:
+            records = body if key is None else body.get(key) if isinstance(body, dict) else None
         if not isinstance(records, list) or len(records) < 2:
             return body
         try:

@@ -189,9 +189,10 @@ def _point_at(box, monkeypatch) -> None:
 
 @pytest.mark.parametrize("resource", ["deployment_merge_requests", "merge_requests"])
 def test_gitlab_requests_of_one_record_each_run_together_within_the_bound(resource, sandbox, monkeypatch, tmp_path):
-    """A deployment's MRs and an MR's commits are independent requests: up to the configured
-    number are in flight at once (never more), and the rows are those of a serial read."""
+    """A deployment's MRs and an MR's commits (through REST) are independent requests: up to the
+    configured number are in flight at once (never more), and the rows are those of a serial read."""
     _point_at(sandbox, monkeypatch)
+    monkeypatch.setenv("SOURCES__GITLAB__GRAPHQL", "false")
     selected = [resource, "deployments"] if resource == "deployment_merge_requests" else [resource]
     rows = {}
     for bound in (1, 3):

@@ -314,35 +314,51 @@ def test_gitlab_reads_the_merge_requests_of_production_deployments_only(sandbox)
     assert {str(r["deployment_id"]) for r in rows} <= production
 
 
-def test_gitlab_reads_a_merge_requests_commits_once_even_when_it_is_touched_again(sandbox, tmp_path, fresh_pipeline):
+def commits_asked(state, requests: list[dict]) -> set[tuple[int, int]]:
+    """(project id, MR iid) of every MR whose commits these requests asked for, through REST
+    (`/merge_requests/:iid/commits`) or through GraphQL (the query's `iids`)."""
+    asked = set()
+    for r in requests:
+        if r["path"].endswith("/commits"):
+            project, iid = r["path"].split("/projects/")[1].split("/merge_requests/")
+            asked.add((int(project), int(iid.removesuffix("/commits"))))
+        elif r["path"].endswith("/graphql"):
+            variables = r["body"]["variables"]
+            project = state.project(variables["fullPath"]).project_id
+            asked |= {(project, int(iid)) for iid in variables["iids"]}
+    return asked
+
+
+@pytest.mark.parametrize("graphql", [True, False], ids=["graphql", "rest"])
+def test_gitlab_reads_a_merge_requests_commits_once_even_when_it_is_touched_again(
+    graphql, sandbox, tmp_path, fresh_pipeline
+):
     """A merged MR's commits no longer change: a later run asks only new MRs for theirs. An MR listed
     again (touched by a comment or a label, or inside the look-back, as here) keeps its first-commit
-    time from the warehouse."""
+    time from the warehouse. Through GraphQL or REST alike."""
     warehouse = tmp_path / "commits.duckdb"
     pipeline = dlt.pipeline("commits_once", destination=dlt.destinations.duckdb(str(warehouse)), dataset_name="g")
     state = sandbox.states["gitlab"]
 
-    def run(**settings) -> tuple[set[str], int, dict]:
+    def run(**settings) -> tuple[set[tuple[int, int]], int, dict]:
         mark = len(state.requests)
         try:  # resource state persists across real runs only
-            pipeline.run(gitlab(sandbox, **settings).with_resources("merge_requests"))
+            pipeline.run(gitlab(sandbox, graphql=graphql, **settings).with_resources("merge_requests"))
         finally:
             fresh_pipeline.activate()
-        paths = [r["path"] for r in state.requests[mark:]]
         with pipeline.sql_client() as client:
             rows = client.execute_sql("select project_id, iid, first_commit_at from merge_requests")
         loaded = {(project, iid): first_commit for project, iid, first_commit in rows}
         listed = pipeline.last_trace.last_normalize_info.row_counts["merge_requests"]
-        return {p for p in paths if p.endswith("/commits")}, listed, loaded
+        return commits_asked(state, state.requests[mark:]), listed, loaded
 
-    first_commits, _, first = run()
-    assert first and len(first_commits) == len(first)  # every MR's commits, once
+    first_asked, _, first = run()
+    assert first and first_asked == set(first)  # every MR's commits, once
     assert any(first.values())
 
     sandbox.set_as_of(sandbox.as_of + timedelta(days=3))
-    second_commits, listed, second = run(lookback_hours=24 * 20)  # 20 days of merged MRs listed again
+    second_asked, listed, second = run(lookback_hours=24 * 20)  # 20 days of merged MRs listed again
     new = set(second) - set(first)
     assert new and listed > 3 * len(new)  # three more days of merges, and 20 days of MRs listed
-    assert len(second_commits) == len(new)  # only the new MRs were asked for their commits
-    assert second_commits == {f"/api/v4/projects/{project}/merge_requests/{iid}/commits" for project, iid in new}
+    assert second_asked == new  # only the new MRs were asked for their commits
     assert {key: second[key] for key in first} == first  # the old ones kept their first-commit time

@@ -54,6 +54,8 @@ class Faults:
     window_seconds: float = 1.0
     # requests another client with the same token makes in the window of the next request
     quota_spent_by_others: int = 0
+    # GitLab's GraphQL complexity limit, as the most merge requests one query may ask for
+    graphql_max_merge_requests: int | None = None
     # bad records: called with (path, decoded JSON body) of every successful answer, returns the
     # body to send instead (a test breaks one record the way a real API might)
     mutate: Callable[[str, Any], Any] | None = None
@@ -91,12 +93,13 @@ class EmulatorState:
         for failure in self.view.failures:
             self.failures_by_cause.setdefault(failure.caused_by, []).append(failure)
 
-    def record(self, request: Request) -> None:
+    def record(self, request: Request, body: Any = None) -> None:
         self.requests.append(
             {
                 "method": request.method,
                 "path": request.url.path,
                 "params": dict(request.query_params),
+                "body": body,  # a JSON body (GraphQL's query), so the request can be replayed
                 # the version asked for (never the credentials), so a request can be replayed
                 "api_version": request.headers.get("api-version"),
                 "at": time.monotonic(),

@@ -1,14 +1,15 @@
 """Emulator of the GitLab REST API v4 endpoints dora-pipeline reads (`docs/sources.md` §4).
 
 Served: `/projects/:id` (numeric or URL-encoded path), `/environments` (the only place with a
-`tier`), `/deployments` (no top-level `finished_at`: it is `deployable.finished_at`; status moves
-from `running` to `success`/`failed` and `updated_at` with it; `updated_after` needs
+`tier`), `/deployments` (no top-level `finished_at`: it is `deployable.finished_at`; status
+moves from `running` to `success`/`failed` and `updated_at` with it; `updated_after` needs
 `order_by=updated_at`), `/deployments/:id/merge_requests`, `/merge_requests` and their
-`/commits`, incidents through `/issues?issue_type=incident` (severity as a `severity::N` label and
-the inferred `severity` field), and `/dora/metrics` computed the way GitLab computes it (daily
-rows only where a day has data, CFR = incidents / max(deployments, 1), medians per day, at most
-180 days). Offset pagination with `X-Page`, `X-Next-Page` (empty on the last page), `X-Total`,
-`X-Total-Pages` and `Link`. Auth: `PRIVATE-TOKEN` or `Authorization: Bearer`.
+`/commits` (the same commits also through GraphQL: `gitlab_graphql.py`), incidents through
+`/issues?issue_type=incident` (severity as a `severity::N` label and the inferred `severity`
+field), and `/dora/metrics` computed the way GitLab computes it (daily rows only where a day has
+data, CFR = incidents / max(deployments, 1), medians per day, at most 180 days). Offset
+pagination with `X-Page`, `X-Next-Page` (empty on the last page), `X-Total`, `X-Total-Pages` and
+`Link`. Auth: `PRIVATE-TOKEN` or `Authorization: Bearer`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from dora_pipeline.sandbox import gitlab_graphql
 from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms, parse_iso
 from dora_pipeline.sandbox.world import FAILED, GITLAB, Change, Deployment, Failure, Service, World
 
@@ -94,6 +96,26 @@ class GitlabState(EmulatorState):
     def incidents(self, service: Service) -> list[Failure]:
         return self._indexed().incidents[service.name]
 
+    @staticmethod
+    def commits(change: Change) -> list[dict]:
+        """The MR's commits as GitLab lists them (newest first), REST's field names; none when its
+        history was rewritten (GitLab no longer lists them). The GraphQL API serves the same."""
+        if change.first_commit_at is None:
+            return []
+        times = [change.first_commit_at + (change.opened_at - change.first_commit_at) * k / 3 for k in range(3)]
+        return [
+            {
+                "id": f"{change.merge_sha[:-2]}{k:02d}",
+                "short_id": change.merge_sha[:8],
+                "title": change.title,
+                "created_at": iso_ms(t),
+                "authored_date": iso_ms(t),
+                "committed_date": iso_ms(t),
+                "author_name": change.author,
+            }
+            for k, t in enumerate(reversed(times))
+        ]
+
 
 @dataclass
 class _Index:
@@ -110,8 +132,8 @@ def _authorized(request: Request, state: GitlabState) -> bool:
     return token == state.token
 
 
-def _error(status: int, message: str, key: str = "message") -> JSONResponse:
-    return JSONResponse({key: message}, status_code=status)
+def _error(status: int, message: str, key: str = "message", headers: dict | None = None) -> JSONResponse:
+    return JSONResponse({key: message}, status_code=status, headers=headers)
 
 
 def _paginate(request: Request, items: list, state: GitlabState) -> JSONResponse:
@@ -210,22 +232,7 @@ def build_app(state: GitlabState) -> Starlette:
         change = state.change(service, int(iid))
         if change is None:
             return _error(404, "404 Merge Request Not Found")
-        if change.first_commit_at is None:  # history rewritten: GitLab no longer lists its commits
-            return _paginate(request, [], state)
-        times = [change.first_commit_at + (change.opened_at - change.first_commit_at) * k / 3 for k in range(3)]
-        commits = [
-            {
-                "id": f"{change.merge_sha[:-2]}{k:02d}",
-                "short_id": change.merge_sha[:8],
-                "title": change.title,
-                "created_at": iso_ms(t),
-                "authored_date": iso_ms(t),
-                "committed_date": iso_ms(t),
-                "author_name": change.author,
-            }
-            for k, t in enumerate(reversed(times))  # GitLab lists newest first
-        ]
-        return _paginate(request, commits, state)
+        return _paginate(request, state.commits(change), state)
 
     @route(r"/issues")
     def issues(request: Request, service: Service) -> JSONResponse:
@@ -294,8 +301,18 @@ def build_app(state: GitlabState) -> Starlette:
             return _error(404, "404 Group Not Found")
         return _paginate(request, [_project(s) for s in members], state)
 
+    async def graphql(request: Request) -> JSONResponse:
+        payload = await gitlab_graphql.read_payload(request)
+        state.record(request, body=payload)
+        if not _authorized(request, state):
+            return _error(401, "401 Unauthorized")
+        if (limited := state.take_rate_limit()) is not None:
+            return _error(429, "This endpoint has been requested too many times. Try again later.", headers=limited)
+        return gitlab_graphql.answer(payload, state)
+
     return Starlette(
         routes=[
+            Route("/api/graphql", graphql, methods=["POST"]),
             Route("/api/v4/projects/{rest:path}", dispatch),
             Route("/api/v4/groups/{rest:path}", group_projects),
         ]

@@ -246,7 +246,7 @@ def _setting(source: str, key: str, default: float) -> float:
     return default if value is None else float(value)
 
 
-def _require_safe_transport(source: str, base_url: str) -> None:
+def require_safe_transport(source: str, base_url: str) -> None:
     """Tokens travel only over https, except to this machine (the sandbox) or where the user
     explicitly allows plain http (`sources.<source>.allow_insecure_http`)."""
     url = httpx.URL(base_url)
@@ -290,7 +290,7 @@ class ApiClient:
         self.source = source
         # requests of this client in flight at once, whichever threads send them
         self._bound = threading.BoundedSemaphore(max_in_flight) if max_in_flight else nullcontext()
-        _require_safe_transport(source, base_url)
+        require_safe_transport(source, base_url)
         timeout = timeout_seconds or _setting(source, "request_timeout_seconds", 30.0)
         attempts = int(max_attempts or _setting(source, "max_attempts", 6))
         budget = _setting(source, "retry_budget_seconds", 300.0)
@@ -323,17 +323,20 @@ class ApiClient:
         self.max_attempts = attempts
         self._window = _RateWindow(max_backoff_seconds)
 
-    def request(self, method: str, path: str, params: Any = None, headers: dict | None = None) -> Any:
-        """Send one request (retrying what is transient) and return its decoded JSON body."""
-        return self.exchange(method, path, params, headers)[0]
+    def request(
+        self, method: str, path: str, params: Any = None, headers: dict | None = None, json_body: Any = None
+    ) -> Any:
+        """Send one request (retrying what is transient) and return its decoded JSON body.
+        `json_body` is sent as the request's JSON body (only read-only queries, so a retry is safe)."""
+        return self.exchange(method, path, params, headers, json_body)[0]
 
     def exchange(
-        self, method: str, path: str, params: Any = None, headers: dict | None = None
+        self, method: str, path: str, params: Any = None, headers: dict | None = None, json_body: Any = None
     ) -> tuple[Any, httpx.Headers]:
         """Like `request`, also returning the response headers (pagination lives there)."""
         what = f"{method} {path}"
         try:
-            return self._retrying.copy()(self._send, method, path, params, headers)
+            return self._retrying.copy()(self._send, method, path, params, headers, json_body)
         except _Retryable as exc:
             raise SourceHTTPError(self.source, what, exc.response.status_code, self._detail(exc.response)) from None
         except _Undecodable:
@@ -342,11 +345,13 @@ class ApiClient:
             host = self._client.base_url.netloc.decode()
             raise SourceError(self.source, f"{what} could not reach {host}: {type(exc).__name__}") from None
 
-    def _send(self, method: str, path: str, params: Any, headers: dict | None) -> tuple[Any, httpx.Headers]:
+    def _send(
+        self, method: str, path: str, params: Any, headers: dict | None, json_body: Any
+    ) -> tuple[Any, httpx.Headers]:
         with _REQUESTS_LOCK:
             _REQUESTS_SENT[self.source] += 1
         with self._bound, self._window.slot():  # waits while the window's quota is spent
-            response = self._client.request(method, path, params=params, headers=headers)
+            response = self._client.request(method, path, params=params, headers=headers, json=json_body)
             self._window.observe(response.headers)
         if response.status_code in RETRYABLE_STATUS:
             raise _Retryable(response)
