@@ -126,6 +126,33 @@ def test_the_emulators_serve_the_shaped_history():
         assert min(d.deployed_at for d in truth) == first
 
 
+@pytest.mark.parametrize(
+    ("path", "renderer", "params"),
+    [
+        ("deployments", "_deployment", {"order_by": "updated_at", "sort": "asc"}),
+        ("merge_requests", "_merge_request", {"state": "merged", "order_by": "updated_at", "sort": "asc"}),
+    ],
+)
+def test_gitlabs_emulator_renders_a_list_once_for_all_its_pages(path, renderer, params, monkeypatch):
+    """A busy project's list, paged through: each record is rendered once, not once per page, so
+    a page costs in proportion to itself (the sandbox can serve the benchmark's target size)."""
+    from dora_pipeline.sandbox import gitlab_api
+
+    rendered = []
+    render = getattr(gitlab_api, renderer)
+    monkeypatch.setattr(gitlab_api, renderer, lambda *args: rendered.append(1) or render(*args))
+    with Sandbox.start(shape=OrgShape(services=5, days=200, merges_per_day=10.0)) as box:
+        project = box.world.services_in("gitlab")[0]
+        url = f"{box.base_url('gitlab')}/api/v4/projects/{project.project_id}/{path}"
+        headers = {"PRIVATE-TOKEN": box.states["gitlab"].token}
+        pages, records, page = 0, 0, "1"
+        while page:
+            answer = httpx.get(url, params={**params, "per_page": 100, "page": page}, headers=headers)
+            answer.raise_for_status()
+            pages, records, page = pages + 1, records + len(answer.json()), answer.headers["x-next-page"]
+    assert pages >= 3 and len(rendered) == records
+
+
 def test_the_command_line_takes_the_shape_and_refuses_two_counts(tmp_path):
     served = subprocess.Popen(
         [CLI, "sandbox", "--services", "9", "--days", "30", "--merges-per-day", "5", "--failure-rate", "0.2"],

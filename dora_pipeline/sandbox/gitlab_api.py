@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import statistics
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from urllib.parse import unquote, urlencode
@@ -31,6 +32,7 @@ from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms, parse_iso
 from dora_pipeline.sandbox.world import FAILED, GITLAB, Change, Deployment, Failure, Service, World
 
 SEVERITY_NAMES = {1: "CRITICAL", 2: "HIGH", 3: "MEDIUM", 4: "LOW"}
+LISTS_KEPT = 64  # lists kept rendered, filtered and sorted for their following pages
 CREATION_LEAD = timedelta(minutes=5)  # a deployment is created (running) this long before it finishes
 DORA_METRICS = ("deployment_frequency", "lead_time_for_changes", "time_to_restore_service", "change_failure_rate")
 
@@ -59,6 +61,21 @@ class GitlabState(EmulatorState):
     def set_as_of(self, as_of: datetime) -> None:
         super().set_as_of(as_of)
         self._index: _Index | None = None  # built on the first request at this `as_of`
+        self._lists: OrderedDict[tuple, list] = OrderedDict()
+
+    def listing(self, request: Request, build: Callable[[], list]) -> list:
+        """The list a request pages through, built (rendered, filtered, sorted) once per path and
+        query at this `as_of` and kept for the pages that follow: a page then costs in proportion
+        to itself, not to the project's whole history."""
+        params = request.query_params
+        query = sorted((k, v) for k, v in params.multi_items() if k not in ("page", "per_page"))
+        key = (request.url.path, tuple(query))
+        if key not in self._lists:
+            self._lists[key] = build()
+            if len(self._lists) > LISTS_KEPT:
+                self._lists.popitem(last=False)
+        self._lists.move_to_end(key)
+        return self._lists[key]
 
     def _indexed(self) -> _Index:
         """Each service's records at `as_of`, so a request costs in proportion to its service's
@@ -194,15 +211,19 @@ def build_app(state: GitlabState) -> Starlette:
             order_by != "finished_at" or params.get("status") != "success"
         ):
             return _error(400, "`finished_at` filter and `finished_at` sorting must be paired", "error")
-        rows = [_deployment(state, service, d) for d in state.deployments(service)]
-        rows = _filter_time(rows, params, "updated_at")
-        if "environment" in params:
-            rows = [r for r in rows if r["environment"]["name"] == params["environment"]]
-        if "status" in params:
-            rows = [r for r in rows if r["status"] == params["status"]]
-        sort_key = {"updated_at": "updated_at", "finished_at": "updated_at"}.get(order_by, "id")
-        rows.sort(key=lambda r: (r[sort_key], r["id"]), reverse=params.get("sort", "asc") == "desc")
-        return _paginate(request, rows, state)
+
+        def listed() -> list[dict]:
+            rows = [_deployment(state, service, d) for d in state.deployments(service)]
+            rows = _filter_time(rows, params, "updated_at")
+            if "environment" in params:
+                rows = [r for r in rows if r["environment"]["name"] == params["environment"]]
+            if "status" in params:
+                rows = [r for r in rows if r["status"] == params["status"]]
+            sort_key = {"updated_at": "updated_at", "finished_at": "updated_at"}.get(order_by, "id")
+            rows.sort(key=lambda r: (r[sort_key], r["id"]), reverse=params.get("sort", "asc") == "desc")
+            return rows
+
+        return _paginate(request, state.listing(request, listed), state)
 
     @route(r"/deployments/(?P<deployment_id>\d+)/merge_requests")
     def deployment_merge_requests(request: Request, service: Service, deployment_id: str) -> JSONResponse:
@@ -219,13 +240,17 @@ def build_app(state: GitlabState) -> Starlette:
     @route(r"/merge_requests")
     def merge_requests(request: Request, service: Service) -> JSONResponse:
         params = request.query_params
-        rows = [_merge_request(state, service, c) for c in state.changes(service)]
-        if params.get("state") not in (None, "merged", "all"):
-            rows = []
-        rows = _filter_time(rows, params, "updated_at")
-        key = params.get("order_by", "created_at")
-        rows.sort(key=lambda r: (r.get(key) or "", r["id"]), reverse=params.get("sort", "desc") == "desc")
-        return _paginate(request, rows, state)
+
+        def listed() -> list[dict]:
+            rows = [_merge_request(state, service, c) for c in state.changes(service)]
+            if params.get("state") not in (None, "merged", "all"):
+                rows = []
+            rows = _filter_time(rows, params, "updated_at")
+            key = params.get("order_by", "created_at")
+            rows.sort(key=lambda r: (r.get(key) or "", r["id"]), reverse=params.get("sort", "desc") == "desc")
+            return rows
+
+        return _paginate(request, state.listing(request, listed), state)
 
     @route(r"/merge_requests/(?P<iid>\d+)/commits")
     def merge_request_commits(request: Request, service: Service, iid: str) -> JSONResponse:
@@ -239,13 +264,17 @@ def build_app(state: GitlabState) -> Starlette:
         params = request.query_params
         if params.get("issue_type", "incident") != "incident":
             return _paginate(request, [], state)
-        rows = [_incident(state, service, f) for f in state.incidents(service)]
-        if params.get("state") in ("opened", "closed"):
-            rows = [r for r in rows if r["state"] == params["state"]]
-        rows = _filter_time(rows, params, "updated_at")
-        key = params.get("order_by", "created_at")
-        rows.sort(key=lambda r: (r[key], r["id"]), reverse=params.get("sort", "desc") == "desc")
-        return _paginate(request, rows, state)
+
+        def listed() -> list[dict]:
+            rows = [_incident(state, service, f) for f in state.incidents(service)]
+            if params.get("state") in ("opened", "closed"):
+                rows = [r for r in rows if r["state"] == params["state"]]
+            rows = _filter_time(rows, params, "updated_at")
+            key = params.get("order_by", "created_at")
+            rows.sort(key=lambda r: (r[key], r["id"]), reverse=params.get("sort", "desc") == "desc")
+            return rows
+
+        return _paginate(request, state.listing(request, listed), state)
 
     @route(r"/dora/metrics")
     def dora_metrics(request: Request, service: Service) -> JSONResponse:
@@ -304,7 +333,7 @@ def build_app(state: GitlabState) -> Starlette:
     async def graphql(request: Request) -> JSONResponse:
         payload = await gitlab_graphql.read_payload(request)
         state.record(request, body=payload)
-        if not _authorized(request, state):
+        if request.headers.get("authorization") != f"Bearer {state.token}":  # GraphQL's documented form
             return _error(401, "401 Unauthorized")
         if (limited := state.take_rate_limit()) is not None:
             return _error(429, "This endpoint has been requested too many times. Try again later.", headers=limited)

@@ -8,7 +8,8 @@ after)` -> `CommitConnection` with `Commit.authoredDate`. Connections page by op
 at most 100 nodes a page (GitLab's maximum page size). A project that does not exist is `null`,
 not an error. Errors come back as GitLab sends them: HTTP 200 with an `errors` list. A query
 asking for more merge requests than the test knob `Faults.graphql_max_merge_requests` answers
-GitLab's complexity error, so a client's way of splitting its query can be tested.
+GitLab's complexity error, so a client's way of splitting its query can be tested. Auth only as GitLab
+documents it for GraphQL, `Authorization: Bearer`.
 """
 
 from __future__ import annotations
@@ -141,12 +142,13 @@ class _Project:
             asked = min(asked, len(iids))
         if limit is not None and asked > limit:
             raise GraphQLError(f"Query has complexity of {asked * 3 + 10}, which exceeds max complexity of {limit * 3}")
-        changes = self.state.changes(self.service)
+        if iids is None:
+            changes = self.state.changes(self.service)
+        else:  # looked up by number, so a query costs what it asks for, not the project's history
+            found = (self.state.change(self.service, int(i)) for i in dict.fromkeys(iids) if i.isdigit())
+            changes = [c for c in found if c is not None]
         if state not in (None, "merged", "all"):
             changes = []
-        if iids is not None:
-            wanted = set(iids)
-            changes = [c for c in changes if str(c.number) in wanted]
         changes = sorted(changes, key=lambda c: c.opened_at, reverse=True)  # GitLab's default: created_desc
         page = _page(changes, first, after)
         page["nodes"] = [_MergeRequest(self.state, self.service, c) for c in page["nodes"]]

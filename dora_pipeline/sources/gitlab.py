@@ -62,6 +62,7 @@ class GitlabClient:
     def __init__(self, base_url: str, private_token: str, max_in_flight: int = 8, graphql_url: str | None = None):
         self.api = ApiClient(SOURCE, base_url, {"PRIVATE-TOKEN": private_token}, max_in_flight=max_in_flight)
         self.graphql_url = graphql_url
+        self._graphql_auth = {"Authorization": f"Bearer {private_token}"}  # GraphQL's documented form
         if graphql_url:
             require_safe_transport(SOURCE, graphql_url)
 
@@ -95,7 +96,9 @@ class GitlabClient:
     def graphql(self, query: str, variables: dict) -> dict:
         """One GraphQL query's `data`. GitLab answers a failed query with HTTP 200 and an `errors`
         list: that is a `GraphqlError` carrying GitLab's messages."""
-        body = self.api.request("POST", self.graphql_url, json_body={"query": query, "variables": variables})
+        body = self.api.request(
+            "POST", self.graphql_url, headers=self._graphql_auth, json_body={"query": query, "variables": variables}
+        )
         if not isinstance(body, dict):
             raise SourceError(SOURCE, f"POST {self.graphql_url} answered {type(body).__name__}, not an object")
         if body.get("errors"):
