@@ -18,6 +18,8 @@ resource across projects: a project added later is read from the cursor on, not 
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -49,6 +51,7 @@ DEFAULT_BASE_URL = "https://gitlab.com/api/v4"
 DORA_METRICS = ("deployment_frequency", "lead_time_for_changes", "time_to_restore_service", "change_failure_rate")
 SEVERITY_BY_NAME = {"CRITICAL": 1, "HIGH": 2, "MEDIUM": 3, "LOW": 4}
 MAX_DORA_RANGE_DAYS = 180
+_SHARED_CLIENT_LOCK = threading.Lock()
 
 
 def _ts(value: Any, record: str, field: str) -> datetime | None:
@@ -210,6 +213,7 @@ class GitlabSettings:
         self.max_concurrent = max_concurrent
         self._resolved: list[dict] | None = None
         self._tiers: dict[int, dict[int, str | None]] = {}
+        self._shared: GitlabClient | None = None
 
     def environment_tiers(self, client: GitlabClient, project_id: int) -> dict[int, str | None]:
         """Environment id -> tier of one project (read once per run)."""
@@ -233,6 +237,16 @@ class GitlabSettings:
                 hint="set sources.gitlab.graphql_url, or sources.gitlab.graphql = false",
             )
         return GitlabClient(self.base_url, self.token, self.max_concurrent, self.graphql_url)
+
+    def shared_client(self) -> GitlabClient:
+        """One client for every call of a transformer (one call per page of deployments) in a run:
+        a client per page paid for a TLS context and new connections each time. It is closed
+        when these settings go."""
+        with _SHARED_CLIENT_LOCK:
+            if self._shared is None:
+                self._shared = self.client()
+                weakref.finalize(self, self._shared.close)
+            return self._shared
 
     def resolved_projects(self, client: GitlabClient) -> list[dict]:
         """Every configured project (and every project of the configured groups), once."""
@@ -444,34 +458,31 @@ def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Ite
         yield batch([])
         return
     wanted = {"production", *settings.tiers}
-    client = settings.client()
-    try:
-        counting = [
-            r
-            for r in successful
-            if settings.environment_tiers(client, r["project_id"]).get(r["environment_id"], "production") in wanted
-        ]
-        if not counting:
-            yield batch([])
+    client = settings.shared_client()
+    counting = [
+        r
+        for r in successful
+        if settings.environment_tiers(client, r["project_id"]).get(r["environment_id"], "production") in wanted
+    ]
+    if not counting:
+        yield batch([])
 
-        def linked(row: dict) -> list[list]:
-            path = f"/projects/{segment(row['project_id'])}/deployments/{segment(row['id'])}/merge_requests"
-            return list(client.pages(path))
+    def linked(row: dict) -> list[list]:
+        path = f"/projects/{segment(row['project_id'])}/deployments/{segment(row['id'])}/merge_requests"
+        return list(client.pages(path))
 
-        for row, pages in zip(counting, concurrently(linked, counting, settings.max_concurrent), strict=True):
-            for page in pages:
-                yield batch(
-                    convert_each(
-                        SOURCE,
-                        "deployment_merge_requests",
-                        page,
-                        partial(_deployment_merge_request_row, row["id"], row["project_id"]),
-                        "id",
-                        service_key=row["project_id"],
-                    )
+    for row, pages in zip(counting, concurrently(linked, counting, settings.max_concurrent), strict=True):
+        for page in pages:
+            yield batch(
+                convert_each(
+                    SOURCE,
+                    "deployment_merge_requests",
+                    page,
+                    partial(_deployment_merge_request_row, row["id"], row["project_id"]),
+                    "id",
+                    service_key=row["project_id"],
                 )
-    finally:
-        client.close()
+            )
 
 
 def _deployment_merge_request_row(deployment_id: int, project_id: int, mr: dict) -> dict:
@@ -498,14 +509,26 @@ def merge_requests(
             return client.all_pages(f"/projects/{segment(project['id'])}/merge_requests", params)
 
         read_commits = _commit_dates_graphql if settings.graphql_url else _commit_dates_rest
-        for project, pages in per_project(settings, projects, listed):
-            for page in pages:
-                iids = sorted({mr["iid"] for mr in page if isinstance(mr, dict) and _is_int(mr.get("iid"))})
-                known = _first_commits_loaded(project["id"], iids)
-                unknown = [iid for iid in iids if iid not in known]
-                fetched = read_commits(client, settings, project, unknown) if unknown else {}
-                convert = partial(_merged_request_row, fetched, known, project["id"])
-                yield convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
+        pipeline = dlt.current.pipeline()  # once: each call resolves dlt's configuration again
+
+        def pages_to_complete() -> Iterator[tuple[dict, list, dict, list[int]]]:
+            """Each listed page with what the warehouse already holds of it (read in this thread)."""
+            for project, pages in per_project(settings, projects, listed):
+                for page in pages:
+                    iids = sorted({mr["iid"] for mr in page if isinstance(mr, dict) and _is_int(mr.get("iid"))})
+                    known = _first_commits_loaded(pipeline, project["id"], iids)
+                    yield project, page, known, [iid for iid in iids if iid not in known]
+
+        def completed(item: tuple[dict, list, dict, list[int]]) -> tuple[tuple, CommitDates]:
+            project, _, _, unknown = item
+            return item, read_commits(client, settings, project, unknown) if unknown else {}
+
+        # several pages' commits asked at once (the client bounds the requests in flight)
+        for (project, page, known, _), fetched in stream_concurrently(
+            completed, pages_to_complete(), settings.max_concurrent
+        ):
+            convert = partial(_merged_request_row, fetched, known, project["id"])
+            yield convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
 
 
 CommitDates = dict[int, tuple[list[Any], str]]  # MR iid -> its commits' authored dates, as sent, and their field
@@ -572,10 +595,9 @@ def _commit_dates_graphql(
     return found | (_commit_dates_rest(client, settings, project, rest) if rest else {})
 
 
-def _first_commits_loaded(project_id: int, iids: list[int]) -> dict[int, datetime | None]:
+def _first_commits_loaded(pipeline: dlt.Pipeline, project_id: int, iids: list[int]) -> dict[int, datetime | None]:
     """The first commit times the destination already holds for these MRs of the project (none
     on a first run, before the table exists)."""
-    pipeline = dlt.current.pipeline()
     # Nothing loaded yet (a first run, or a source read without a run): leave the destination
     # alone rather than connect to it, which would create a DuckDB file.
     if not iids or pipeline.default_schema_name is None or "merge_requests" not in pipeline.default_schema.tables:
