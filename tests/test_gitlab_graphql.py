@@ -135,7 +135,7 @@ def test_a_graphql_failure_names_the_source_the_project_and_gitlabs_words(answer
         merge_requests(sandbox)
 
     message = user_message(raised.value)
-    assert message.startswith("gitlab: ") and says in message
+    assert message.startswith("gitlab: ") and message.count("gitlab:") == 1 and says in message
     assert sandbox.states["gitlab"].token not in message
 
 

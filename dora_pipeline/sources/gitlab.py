@@ -117,10 +117,9 @@ class GraphqlError(SourceError):
     """GitLab's GraphQL API refused or failed a query; `messages` are GitLab's own."""
 
     def __init__(self, messages: list[str]):
+        self.detail = "GraphQL query answered: " + "; ".join(m[:200] for m in messages)
         super().__init__(
-            SOURCE,
-            "GraphQL query answered: " + "; ".join(m[:200] for m in messages),
-            hint="sources.gitlab.graphql = false reads each merge request's commits through REST instead",
+            SOURCE, self.detail, hint="sources.gitlab.graphql = false reads each merge request's commits through REST"
         )
         self.messages = messages
 
@@ -574,7 +573,7 @@ def _commit_dates_graphql(
             if exc.too_complex and len(batch) > 1:
                 half = len(batch) // 2
                 return read(batch[:half]) + read(batch[half:])
-            raise SourceError(SOURCE, f"merge requests' commits of project {path}: {exc}", exc.hint) from None
+            raise SourceError(SOURCE, f"merge requests' commits of project {path}: {exc.detail}", exc.hint) from None
         if not isinstance(data.get("project"), dict):
             raise SourceError(
                 SOURCE, f"GraphQL does not find project {path}", hint="check the token's access to the project"
