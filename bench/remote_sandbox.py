@@ -27,6 +27,7 @@ class SandboxHost:
         from dora_pipeline.sandbox.server import Sandbox
 
         self._box = Sandbox.start(shape=shape)
+        self._box.warm()  # the emulators' one-off indexing is the sandbox's cost, not the pipeline's
         if poll_seconds:
             # the real minimum between two polls of one report, and every report running for a poll
             self._box.gearset.faults.min_poll_interval_seconds = poll_seconds
@@ -52,6 +53,7 @@ class SandboxHost:
 
     def next_day(self) -> None:
         self._box.set_as_of(self._box.as_of + timedelta(days=1))
+        self._box.warm()
 
     def ci_operation_ids(self) -> set[str]:
         """The status and result ids of Gearset's CI-job-runs reports: their polls and results

@@ -19,6 +19,7 @@ the sources' extractions overlap and only their writes take turns.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import wraps
@@ -32,6 +33,13 @@ from dora_pipeline.settings import Settings, WarehouseConfigError
 LAYERS = ("staging", "intermediate", "marts")
 # dbt's schemas on a server warehouse get this prefix until they are published.
 BUILD_PREFIX = "build_"
+# DuckDB's memory in a process that writes the build file (dlt's loads, dbt's build), unless
+# DORA_DUCKDB_MEMORY_LIMIT says otherwise; dbt's profile carries the same default for dbt run by hand.
+DUCKDB_MEMORY_LIMIT = "2GB"
+
+
+def duckdb_memory_limit() -> str:
+    return os.environ.get("DORA_DUCKDB_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT
 
 
 def dlt_destination(settings: Settings):
@@ -48,7 +56,12 @@ def dlt_destination(settings: Settings):
             server.password,
         )
         return dlt.destinations.postgres(credentials=credentials)
-    return dlt.destinations.duckdb(str(settings.build_path))
+    from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+    # capped like dbt's build: uncapped, DuckDB takes up to 80 % of the machine, and merging a
+    # million Gearset deployments in dlt's load held 2.6 GB
+    capped = DuckDbCredentials(str(settings.build_path), global_config={"memory_limit": duckdb_memory_limit()})
+    return dlt.destinations.duckdb(capped)
 
 
 def build_file_lock(settings: Settings) -> AbstractContextManager:

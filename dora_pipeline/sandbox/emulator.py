@@ -93,6 +93,10 @@ class EmulatorState:
         for failure in self.view.failures:
             self.failures_by_cause.setdefault(failure.caused_by, []).append(failure)
 
+    def warm(self) -> None:
+        """Build now what this emulator otherwise builds on the first request at this `as_of` (a
+        benchmark times the client, not the sandbox's one-off indexing)."""
+
     def record(self, request: Request, body: Any = None) -> None:
         self.requests.append(
             {

@@ -35,6 +35,9 @@ class MultitudesState(EmulatorState):
         super().set_as_of(as_of)
         self._records: list[dict] | None = None  # rendered on the first request at this `as_of`
 
+    def warm(self) -> None:
+        self.records()
+
     def records(self) -> list[dict]:
         """Every record at `as_of`, newest first, rendered once per `as_of` so a page costs in
         proportion to the page rather than to the world."""

@@ -118,6 +118,11 @@ class Sandbox:
         for state in self.states.values():
             state.set_as_of(as_of)
 
+    def warm(self) -> None:
+        """Every emulator's indexes of the current `as_of` built now, not on its first request."""
+        for state in self.states.values():
+            state.warm()
+
     def set_fault_profile(self, profile: FaultProfile) -> None:
         """Faults from now on, drawn afresh from the profile's seed by every emulator."""
         for name, state in self.states.items():

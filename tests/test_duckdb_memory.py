@@ -1,0 +1,48 @@
+"""Every process that writes the DuckDB build file caps DuckDB's memory, dlt's loads as well as
+dbt's build: uncapped, DuckDB takes up to 80 % of the machine, and a million Gearset deployments
+merged in dlt's load held 2.6 GB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dlt
+import duckdb
+import pytest
+import yaml
+
+from dora_pipeline import warehouse
+from dora_pipeline.settings import Settings
+
+PROFILES = Path(__file__).parents[1] / "dbt_project" / "profiles.yml"
+
+
+def _in_bytes(limit: str) -> int:
+    """DuckDB's own reading of a limit (it answers in MiB or GiB)."""
+    with duckdb.connect() as con:
+        con.execute(f"set memory_limit = '{limit}'")
+        return con.execute("select value from duckdb_settings() where name = 'memory_limit'").fetchall()[0][0]
+
+
+@pytest.mark.parametrize("limit", [None, "300MB"])
+def test_dlt_loads_into_duckdb_within_the_memory_limit(limit, tmp_path, monkeypatch):
+    if limit:
+        monkeypatch.setenv("DORA_DUCKDB_MEMORY_LIMIT", limit)
+    else:
+        monkeypatch.delenv("DORA_DUCKDB_MEMORY_LIMIT", raising=False)
+    settings = Settings.from_path(tmp_path / "dora.duckdb", warehouse="duckdb")
+    settings.build_path.parent.mkdir(parents=True)
+    pipeline = dlt.pipeline(
+        "capped", destination=warehouse.dlt_destination(settings), dataset_name="raw", pipelines_dir=str(tmp_path)
+    )
+
+    pipeline.run([{"id": 1}], table_name="records", loader_file_format="parquet")
+
+    with pipeline.sql_client() as client:
+        used = client.execute_sql("select value from duckdb_settings() where name = 'memory_limit'")[0][0]
+    assert used == _in_bytes(limit or "2GB")
+
+
+def test_dbt_builds_with_the_same_default_limit():
+    local = yaml.safe_load(PROFILES.read_text())["dora"]["outputs"]["local"]
+    assert f"'DORA_DUCKDB_MEMORY_LIMIT', '{warehouse.DUCKDB_MEMORY_LIMIT}'" in local["settings"]["memory_limit"]
