@@ -35,6 +35,17 @@ def sandbox() -> Iterator[Sandbox]:
 
 
 @pytest.fixture
+def fresh_pipeline(tmp_path: Path):
+    """Sources iterated outside `pipeline.run` keep cursors in the active pipeline: a new one."""
+    import dlt
+
+    pipeline = dlt.pipeline("contract", destination="duckdb", pipelines_dir=str(tmp_path / "dlt"))
+    pipeline.activate()
+    yield pipeline
+    pipeline.deactivate()
+
+
+@pytest.fixture
 def extract(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """`extract(source, resource)`: every row of one resource from the sandbox, through a real dlt
     pipeline with fresh incremental state each time."""

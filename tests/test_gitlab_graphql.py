@@ -5,39 +5,24 @@ against the emulator; first-commit times checked against the simulated world."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from datetime import datetime
 from math import ceil
 
-import dlt
 import pytest
+from sandbox_sources import gitlab
 
-from dora_pipeline.sources.gitlab import gitlab_source, graphql_endpoint
+from dora_pipeline.sources.gitlab import graphql_endpoint
 from dora_pipeline.sources.http import SourceError, user_message
 
-
-@pytest.fixture(autouse=True)
-def fresh_pipeline(tmp_path):
-    """Sources iterated outside `pipeline.run` keep cursors in the active pipeline: a new one."""
-    pipeline = dlt.pipeline("graphql", destination="duckdb", pipelines_dir=str(tmp_path / "dlt"))
-    pipeline.activate()
-    yield pipeline
-    pipeline.deactivate()
+pytestmark = pytest.mark.usefixtures("fresh_pipeline")
 
 
 def merge_requests(sandbox, **overrides) -> tuple[list[dict], list[dict]]:
     """Every merged MR row the source yields, and the requests it sent for them."""
-    env = sandbox.source_environment()
-    args = {
-        "projects": json.loads(env["SOURCES__GITLAB__PROJECTS"]),
-        "private_token": env["SOURCES__GITLAB__PRIVATE_TOKEN"],
-        "base_url": env["SOURCES__GITLAB__BASE_URL"],
-        "start_date": env["SOURCES__GITLAB__START_DATE"],
-    }
     state = sandbox.states["gitlab"]
     mark = len(state.requests)
-    rows = [r for r in gitlab_source(**{**args, **overrides}).with_resources("merge_requests") if r]
+    rows = [r for r in gitlab(sandbox, **overrides).with_resources("merge_requests") if r]
     return rows, state.requests[mark:]
 
 

@@ -3,28 +3,21 @@ pagination to the last page, incremental parameters, empty results and the docum
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import dlt
 import httpx
 import pytest
+from sandbox_sources import gitlab
 
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF
 from dora_pipeline.sources.gearset_automation import gearset_automation_source
 from dora_pipeline.sources.gitclear import gitclear_source
-from dora_pipeline.sources.gitlab import GitlabClient, gitlab_source
+from dora_pipeline.sources.gitlab import GitlabClient
 from dora_pipeline.sources.http import SourceHTTPError, SourceRecordError
 from dora_pipeline.sources.multitudes import _row, multitudes_source
 
-
-@pytest.fixture(autouse=True)
-def fresh_pipeline(tmp_path):
-    """Sources iterated outside `pipeline.run` keep cursors in the active pipeline: a new one."""
-    pipeline = dlt.pipeline("contract", destination="duckdb", pipelines_dir=str(tmp_path / "dlt"))
-    pipeline.activate()
-    yield pipeline
-    pipeline.deactivate()
+pytestmark = pytest.mark.usefixtures("fresh_pipeline")
 
 
 def rows_of(source, resource: str) -> list[dict]:
@@ -32,17 +25,6 @@ def rows_of(source, resource: str) -> list[dict]:
 
 
 # -- GitLab -------------------------------------------------------------------------------------
-def gitlab(sandbox, **overrides):
-    env = sandbox.source_environment()
-    args = {
-        "projects": json.loads(env["SOURCES__GITLAB__PROJECTS"]),
-        "private_token": env["SOURCES__GITLAB__PRIVATE_TOKEN"],
-        "base_url": env["SOURCES__GITLAB__BASE_URL"],
-        "start_date": env["SOURCES__GITLAB__START_DATE"],
-    }
-    return gitlab_source(**{**args, **overrides})
-
-
 def test_gitlab_deployments_follow_x_next_page_to_the_last_page(sandbox):
     project = sandbox.world.services_in("gitlab")[0]
     expected = [
