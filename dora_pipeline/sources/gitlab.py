@@ -1,14 +1,16 @@
-"""dlt source for GitLab REST API v4 (`docs/sources.md`, section 4), dataset `raw_gitlab`.
+"""dlt source for GitLab REST API v4 and, for merged MRs' commits, its GraphQL API (`docs/sources.md`,
+section 4), dataset `raw_gitlab`.
 
-Tables: `projects`, `environments` (the only place a tier is exposed), `deployments`
-(incremental on `updated_at` with `order_by=updated_at`, so status changes running -> success are
-re-read; finish time from `deployable.finished_at`), `deployment_merge_requests` (the MRs GitLab
-links to each successful deployment: explicit change links), `merge_requests` (incremental on
-`updated_at`; first commit time = earliest `authored_date` of its commits, where GitLab still lists
-them, read once per MR: a touched MR takes the time already loaded), `incidents` (issues of type
-incident, incremental on `updated_at`, severity from the `severity::N` label or the `severity`
-field) and `dora_metrics` (GitLab's own daily values of the four metrics, for reconciliation: per
-project from its first activity, then from the last day read minus `dora_lookback_days`).
+Tables: `projects`, `environments` (the only place a tier is exposed), `deployments` (incremental
+on `updated_at` with `order_by=updated_at`, so status changes running -> success are re-read;
+finish time from `deployable.finished_at`), `deployment_merge_requests` (the MRs GitLab links to
+each successful deployment: explicit change links), `merge_requests` (incremental on `updated_at`;
+first commit time = earliest authored date of its commits, where GitLab still lists them, read once
+per MR, 100 MRs a GraphQL request: a touched MR takes the time already loaded), `incidents` (issues
+of type incident, incremental on `updated_at`, severity from the `severity::N` label or the
+`severity` field) and `dora_metrics` (GitLab's own daily values of the four metrics, for
+reconciliation: per project from its first activity, then from the last day read minus
+`dora_lookback_days`).
 
 Pagination follows `X-Next-Page` (empty string on the last page). Projects are ids or full paths
 (URL-encoded in the request). Groups expand to their projects. Incremental cursors are per
@@ -496,9 +498,10 @@ def merge_requests(
     settings: GitlabSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
-    """Merged MRs changed since the cursor, each with its first commit time: one extra request
-    the first time an MR is seen merged, none when it is touched again later (a comment, a
-    label), because a merged MR's commits no longer change and the warehouse holds the time."""
+    """Merged MRs changed since the cursor, each with its first commit time: its commits are read
+    the first time the MR is seen merged (through GraphQL, one request for a page of up to 100
+    MRs; through REST, one per MR), never when it is touched again later (a comment, a label),
+    because a merged MR's commits no longer change and the warehouse holds the time."""
     yield schema_marker()
     with _client_for(settings) as (client, projects):
         after = cursor.start_value or datetime(1970, 1, 1, tzinfo=UTC)
