@@ -13,7 +13,7 @@ from sandbox_sources import gitlab
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF
 from dora_pipeline.sources.gearset_automation import gearset_automation_source
 from dora_pipeline.sources.gitclear import gitclear_source
-from dora_pipeline.sources.gitlab import GitlabClient
+from dora_pipeline.sources.gitlab import DORA_METRICS, GitlabClient
 from dora_pipeline.sources.http import SourceHTTPError, SourceRecordError
 from dora_pipeline.sources.multitudes import _row, multitudes_source
 
@@ -272,7 +272,16 @@ def test_gitlab_dora_metrics_read_only_the_window_the_warehouse_needs(sandbox, t
 
     second_run = run_and_count()
     assert len(second_run) == len(gitlab_services) * 4
-    assert {p["start_date"] for p in second_run} == {(today - timedelta(days=30)).isoformat()}
+    # from the latest day GitLab has a value for, per project, minus the look-back: never from
+    # this machine's clock, which is weeks past the sandbox's moment
+    state = sandbox.states["gitlab"]
+    latest = {
+        s.project_path: max(day for m in DORA_METRICS for day in state.daily_dora(s, m, ("production",)))
+        for s in state.projects.values()
+    }
+    assert today - max(latest.values()) > timedelta(days=30)
+    expected = {(latest[p] - timedelta(days=30)).isoformat() for p in latest}
+    assert {p["start_date"] for p in second_run} == expected
 
 
 def test_gitlab_reads_the_merge_requests_of_production_deployments_only(sandbox):

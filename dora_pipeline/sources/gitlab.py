@@ -697,10 +697,12 @@ def dora_metrics(settings: GitlabSettings, start: date, lookback_days: int) -> I
     """GitLab's daily DORA values, only over the days the warehouse needs.
 
     Per project: on its first read, from its first activity (earliest deployment or incident, two
-    one-row requests) rather than from `start_date`; afterwards from the last day read minus
-    `lookback_days`, because recent days change as deployments finish and incidents close. Each
-    request spans at most 180 days (the API's limit). A project with no activity yet is probed
-    again on the next run.
+    one-row requests) rather than from `start_date`; afterwards from the latest day GitLab gave a
+    value for minus `lookback_days`, because recent days change as deployments finish and
+    incidents close. The position follows GitLab's data, never this machine's clock: a clock
+    ahead of GitLab's (or data that lags) would otherwise move the window past days still to be
+    read. Each request spans at most 180 days (the API's limit). A project with no activity yet
+    is probed again on the next run.
     """
     yield schema_marker()
     read_until: dict[str, str] = dlt.current.resource_state().setdefault("read_until", {})
@@ -708,7 +710,7 @@ def dora_metrics(settings: GitlabSettings, start: date, lookback_days: int) -> I
     today = datetime.now(UTC).date()
     with _client_for(settings) as (client, projects):
 
-        def read(project: dict) -> list[tuple[str, list]] | None:
+        def read(project: dict) -> tuple[date, list[tuple[str, list]]] | None:
             key = str(project["id"])
             if key in last_read:
                 first = date.fromisoformat(last_read[key]) - timedelta(days=lookback_days)
@@ -716,16 +718,21 @@ def dora_metrics(settings: GitlabSettings, start: date, lookback_days: int) -> I
                 first = first_activity(client, project["id"])
                 if first is None:
                     return None
-            return _dora_values(client, project["id"], settings.tiers, max(first, start), today)
+            first = max(first, start)
+            return first, _dora_values(client, project["id"], settings.tiers, first, today)
 
-        for project, values_of in per_project(settings, projects, read):
-            if values_of is None:
+        for project, read_from in per_project(settings, projects, read):
+            if read_from is None:
                 continue
+            first, values_of = read_from
+            latest = date.fromisoformat(last_read.get(str(project["id"]), first.isoformat()))
             for metric, values in values_of:
                 convert = partial(_dora_row, project["id"], metric)
                 dated = [v for v in values if not isinstance(v, dict) or v.get("date") is not None]
-                yield convert_each(SOURCE, "dora_metrics", dated, convert, "date", service_key=project["id"])
-            read_until[str(project["id"])] = today.isoformat()
+                rows = convert_each(SOURCE, "dora_metrics", dated, convert, "date", service_key=project["id"])
+                latest = max([latest, *(date.fromisoformat(r["date"]) for r in rows if isinstance(r, dict))])
+                yield rows
+            read_until[str(project["id"])] = latest.isoformat()
 
 
 def _dora_values(
