@@ -2,20 +2,6 @@
     dispatch (adapter.dispatch) to each warehouse's own form, DuckDB keeping its fast one. The
     `default__` form is PostgreSQL's, the standard SQL one. -#}
 
-{#- `relation` with one row per `partition_by` (raw column names): the one dlt loaded last. -#}
-{% macro latest_rows(relation, partition_by) -%}
-    {{ return(adapter.dispatch('latest_rows', 'dora')(relation, partition_by)) }}
-{%- endmacro %}
-
-{% macro duckdb__latest_rows(relation, partition_by) -%}
-    (select * from {{ relation }} qualify row_number() over (partition by {{ partition_by }} order by _dlt_load_id desc) = 1)
-{%- endmacro %}
-
-{% macro default__latest_rows(relation, partition_by) -%}
-    (select distinct on ({{ partition_by }}) * from {{ relation }} order by {{ partition_by }}, _dlt_load_id desc)
-{%- endmacro %}
-
-
 {#- Seconds since the Unix epoch of a timestamp, as a double (fractions kept). -#}
 {% macro epoch_seconds(column) -%}
     {{ return(adapter.dispatch('epoch_seconds', 'dora')(column)) }}

@@ -9,4 +9,4 @@ select
     {{ utc('created_at') }} as opened_at,
     {{ utc('merged_at') }} as merged_at,
     {{ utc('first_commit_date') }} as first_commit_at
-from {{ latest_rows(source('gearset', 'deployment_pull_requests'), 'deployment_id, number') }} as deployment_pull_requests
+from {{ source('gearset', 'deployment_pull_requests') }} as deployment_pull_requests

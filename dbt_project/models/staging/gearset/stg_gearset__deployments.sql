@@ -16,4 +16,4 @@ select
         + coalesce(config_data_items_count, 0) = 0 as is_empty,
     target_org,
     bugs_tracked
-from {{ latest_rows(source('gearset', 'deployments'), 'id') }} as deployments
+from {{ source('gearset', 'deployments') }} as deployments

@@ -4,4 +4,4 @@ select
     name as environment_name,
     org_location_type,
     coalesce(org_location_type = 'SalesforceProductionOrg', false) as is_production
-from {{ latest_rows(source('gearset', 'environments'), 'id') }} as environments
+from {{ source('gearset', 'environments') }} as environments

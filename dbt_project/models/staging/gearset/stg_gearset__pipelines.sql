@@ -1,4 +1,4 @@
 select
     id as pipeline_id,
     name as pipeline_name
-from {{ latest_rows(source('gearset', 'pipelines'), 'id') }} as pipelines
+from {{ source('gearset', 'pipelines') }} as pipelines

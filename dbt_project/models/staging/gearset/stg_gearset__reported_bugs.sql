@@ -5,4 +5,4 @@ select
     severity,
     {{ utc('identified_at') }} as detected_at,
     {{ utc('resolved_at') }} as resolved_at
-from {{ latest_rows(source('gearset', 'reported_bugs'), 'id') }} as reported_bugs
+from {{ source('gearset', 'reported_bugs') }} as reported_bugs

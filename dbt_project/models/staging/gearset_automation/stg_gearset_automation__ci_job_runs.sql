@@ -10,4 +10,4 @@ select
     run_outcome,
     error_message,
     head_commit_hash
-from {{ latest_rows(source('gearset_automation', 'ci_job_runs'), 'id') }} as ci_job_runs
+from {{ source('gearset_automation', 'ci_job_runs') }} as ci_job_runs

@@ -8,4 +8,4 @@ select
     {{ utc('merged_at') }} as merged_at,
     {{ utc('first_commit_at') }} as first_commit_at,
     merge_sha
-from {{ latest_rows(source('gitclear', 'pull_requests'), 'repo, number') }} as pull_requests
+from {{ source('gitclear', 'pull_requests') }} as pull_requests

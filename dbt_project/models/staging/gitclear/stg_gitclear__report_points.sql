@@ -4,4 +4,4 @@ select
     week_end,
     label,
     value
-from {{ latest_rows(source('gitclear', 'report_points'), 'resource_path, segment, week_end') }} as report_points
+from {{ source('gitclear', 'report_points') }} as report_points

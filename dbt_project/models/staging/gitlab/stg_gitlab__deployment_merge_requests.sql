@@ -8,4 +8,4 @@ select
     {{ utc('created_at') }} as opened_at,
     {{ utc('merged_at') }} as merged_at,
     merge_commit_sha
-from {{ latest_rows(source('gitlab', 'deployment_merge_requests'), 'deployment_id, merge_request_id') }} as deployment_merge_requests
+from {{ source('gitlab', 'deployment_merge_requests') }} as deployment_merge_requests

@@ -13,4 +13,4 @@ select
     {{ utc('created_at') }} as created_at,
     {{ utc('updated_at') }} as updated_at,
     {{ utc('finished_at') }} as finished_at
-from {{ latest_rows(source('gitlab', 'deployments'), 'id') }} as deployments
+from {{ source('gitlab', 'deployments') }} as deployments

@@ -3,4 +3,4 @@ select
     metric,
     cast("date" as date) as metric_date,
     value
-from {{ latest_rows(source('gitlab', 'dora_metrics'), 'project_id, metric, "date"') }} as dora_metrics
+from {{ source('gitlab', 'dora_metrics') }} as dora_metrics

@@ -4,4 +4,4 @@ select
     name as environment_name,
     tier,
     coalesce(tier = 'production', false) as is_production
-from {{ latest_rows(source('gitlab', 'environments'), 'id') }} as environments
+from {{ source('gitlab', 'environments') }} as environments

@@ -7,4 +7,4 @@ select
     severity,
     {{ utc('created_at') }} as detected_at,
     {{ utc('closed_at') }} as resolved_at
-from {{ latest_rows(source('gitlab', 'incidents'), 'id') }} as incidents
+from {{ source('gitlab', 'incidents') }} as incidents

@@ -9,4 +9,4 @@ select
     {{ utc('merged_at') }} as merged_at,
     {{ utc('first_commit_at') }} as first_commit_at,
     coalesce(squash_commit_sha, merge_commit_sha) as merge_sha
-from {{ latest_rows(source('gitlab', 'merge_requests'), 'id') }} as merge_requests
+from {{ source('gitlab', 'merge_requests') }} as merge_requests

@@ -8,4 +8,4 @@ select
     is_test,
     {{ utc('created_at') }} as received_at,
     repository
-from {{ latest_rows(source('multitudes', 'deployments'), 'id') }} as deployments
+from {{ source('multitudes', 'deployments') }} as deployments
