@@ -35,7 +35,7 @@ LAYERS = ("staging", "intermediate", "marts")
 BUILD_PREFIX = "build_"
 # DuckDB's memory in a process that writes the build file (dlt's loads, dbt's build), unless
 # DORA_DUCKDB_MEMORY_LIMIT says otherwise; dbt's profile carries the same default for dbt run by hand.
-DUCKDB_MEMORY_LIMIT = "2GB"
+DUCKDB_MEMORY_LIMIT = "1GB"
 
 
 def duckdb_memory_limit() -> str:

@@ -27,6 +27,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.sources import DltSource
 
 from dora_pipeline import source_runs, warehouse
+from dora_pipeline.defs.ingestion.freed_memory import release_freed_memory
 from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
 from dora_pipeline.sources import rejections
@@ -138,9 +139,11 @@ def raw_assets(name: str, settings: Settings) -> AssetsDefinition:
             pipeline.drop_pending_packages()
             pipeline.run(empty_tables(spec.describe()), loader_file_format=file_format)
             source_runs.record(settings, context.run_id, name, started, error)
+            release_freed_memory()
             for key in context.selected_asset_keys:
                 yield MaterializeResult(asset_key=key, metadata={"extraction": "failed", "error": error})
             return
+        release_freed_memory()  # before the next source's extraction and dbt's build, beside this process
         source_runs.record(settings, context.run_id, name, started, None)
         source_runs.clear_rejections(settings, name, rejections.loaded_again(name))
         rejected = rejections.drain(name)
