@@ -117,6 +117,12 @@ def test_refresh_of_all_five_sources_materialises_everything_and_keeps_tokens_ou
         )
         raw_schemas = {s for (s,) in con.execute("select distinct schema_name from duckdb_tables()").fetchall()}
     assert {f"raw_{name}" for name in SOURCES} <= raw_schemas  # every source was enabled and loaded
+    # The sources are extracted side by side: Gearset's reports wait while the others fetch.
+    windows = extraction_windows(settings, outcome.run_id)
+    assert set(windows) == set(SOURCES)
+    assert all(
+        max(windows[a][0], windows[b][0]) < min(windows[a][1], windows[b][1]) for a in windows for b in windows
+    ), windows
     truth = Counter(d.service for d in view.deployments if is_counted(d))
     assert counted == dict(truth)
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
@@ -289,7 +295,7 @@ def test_steps_side_by_side_equal_the_truth_and_a_second_run_changes_nothing(
     monkeypatch.delenv("DORA__PARALLEL_STEPS")
     assert not outcome.failed_sources
     assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
-    windows = extraction_windows(outcome.run_id)
+    windows = extraction_windows(settings, outcome.run_id)
     assert len(windows) == len(SOURCES)
     assert any(
         max(windows[a][0], windows[b][0]) < min(windows[a][1], windows[b][1]) for a in windows for b in windows if a < b

@@ -150,7 +150,7 @@ def postgres_runs(postgres_cluster, tmp_path_factory) -> PostgresRuns:
                 reader.join()
             runs.reads.append(None)  # the refresh has returned: reads after this see the new set
             _reader_once(settings, runs)
-            runs.extraction_steps = extraction_windows(runs.incremental.run_id)
+            runs.extraction_steps = extraction_windows(settings, runs.incremental.run_id)
             patch.delenv("DORA__PARALLEL_STEPS")
             runs.gitlab_deployment_params = [
                 r["params"] for r in box.requests("gitlab") if r["path"].endswith("/deployments")

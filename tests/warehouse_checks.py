@@ -261,10 +261,11 @@ def run_dbt_unit_tests(env: dict[str, str], target: Path) -> tuple[subprocess.Co
     return done, [r for r in results if r["unique_id"].startswith("unit_test.")]
 
 
-def extraction_windows(run_id: str) -> dict[str, tuple[float, float]]:
-    """(start, end) of each source's extraction step in a Dagster run of the current instance."""
-    from dagster import DagsterInstance
-
-    with DagsterInstance.get() as instance:
-        stats = instance.get_run_step_stats(run_id)
-    return {s.step_key: (s.start_time, s.end_time) for s in stats if s.step_key.endswith("_raw")}
+def extraction_windows(settings: Settings, run_id: str) -> dict[str, tuple[float, float]]:
+    """(start, end) of each source's extraction in a refresh, in epoch seconds, as the refresh
+    recorded them (`dora_ops.source_runs` of the published warehouse)."""
+    with warehouse.connect(settings, read_only=True) as con:
+        rows = con.execute(
+            "select source, started_at, finished_at from dora_ops.source_runs where run_id = ?", [run_id]
+        )
+    return {source: (started.timestamp(), finished.timestamp()) for source, started, finished in rows}

@@ -28,7 +28,7 @@ def build_definitions(settings: Settings | None = None, parallel: bool = False) 
     marts = [key for key in warehouse.keys if key.path[0] == "marts"]
     return Definitions(
         assets=[
-            *(raw_assets(name, settings) for name in sources),
+            raw_assets(sources, settings),
             warehouse,
             *publication_assets(settings, marts),
         ],

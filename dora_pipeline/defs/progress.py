@@ -1,6 +1,7 @@
 """A Dagster logger that says how a refresh is getting on, for the command line: one line per
-finished step (for each source its requests and rows loaded), and under dbt's step one line per
-layer with its models and tests. dbt's own per-node output goes to its log file instead."""
+source as its extraction ends (its requests and rows loaded), one per later step as it ends, and
+under dbt's step one line per layer with its models and tests. dbt's own per-node output goes to
+its log file instead."""
 
 import logging
 import sys
@@ -10,6 +11,7 @@ from collections import Counter, defaultdict
 from dagster import DagsterEventType, InitLoggerContext, logger
 
 STEP_NAMES = {
+    "extract_sources": "extract and load the sources",
     "dora_dbt_models": "build and test the warehouse (dbt)",
     "published_warehouse": "publish the warehouse and Parquet",
     "dora_report": "write the report",
@@ -19,8 +21,6 @@ LAYERS = ("staging", "intermediate", "marts", "reconciliation")
 
 
 def describe(step_key: str) -> str:
-    if step_key.endswith("_raw"):
-        return f"extract and load {step_key.removesuffix('_raw')}"
     return STEP_NAMES.get(step_key, step_key)
 
 
@@ -39,8 +39,7 @@ class _StepLines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
         self._started: dict[str, float] = {}
-        self._rows: Counter[str] = Counter()
-        self._requests: dict[str, int] = {}
+        self._sources_told: set[str] = set()
         self._models: dict[str, Counter[str]] = defaultdict(Counter)
         self._tests: dict[str, Counter[tuple[str, bool]]] = defaultdict(Counter)
 
@@ -55,10 +54,8 @@ class _StepLines(logging.Handler):
         elif event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
             materialization = event.event_specific_data.materialization
             metadata = materialization.metadata
-            if "rows_loaded" in metadata:
-                self._rows[step] += metadata["rows_loaded"].value
-            if "source_requests" in metadata:
-                self._requests[step] = metadata["source_requests"].value
+            if "source_seconds" in metadata:
+                self._source_finished(metadata)
             if step == "dora_dbt_models":
                 self._models[step][layer(materialization.asset_key.path[-1])] += 1
         elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
@@ -67,12 +64,23 @@ class _StepLines(logging.Handler):
         elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
             self._finished(step, event.event_type == DagsterEventType.STEP_SUCCESS)
 
+    def _source_finished(self, metadata: dict) -> None:
+        """Every table of a source carries the source's figures: told once, at its first table."""
+        source = metadata["source"].value
+        if source in self._sources_told:
+            return
+        self._sources_told.add(source)
+        outcome = "failed" if "extraction" in metadata else "done"
+        line = (
+            f"  {'extract and load ' + source:<38}{outcome:>7} in {metadata['source_seconds'].value:5.1f} s"
+            f"  {metadata['source_requests'].value:>7,} requests  {metadata['source_rows'].value:>9,} rows"
+        )
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
     def _finished(self, step: str, succeeded: bool) -> None:
         took = time.monotonic() - self._started.get(step, time.monotonic())
-        line = f"  {describe(step):<38}{'done' if succeeded else 'failed':>7} in {took:5.1f} s"
-        if step in self._requests:
-            line += f"  {self._requests[step]:>7,} requests  {self._rows[step]:>9,} rows"
-        lines = [line]
+        lines = [f"  {describe(step):<38}{'done' if succeeded else 'failed':>7} in {took:5.1f} s"]
         for name in LAYERS:
             models, passed = self._models[step][name], self._tests[step][(name, True)]
             failed = self._tests[step][(name, False)]
