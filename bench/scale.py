@@ -3,7 +3,6 @@ requests and rows per source, requests per record, peak memory and warehouse siz
 lower bound measured in the same run on the same data.
 
     python bench/scale.py [--sizes 10,30,100] [--shape target|copies] [--gearset-poll-seconds 5]
-                          [--parallel-steps]
 
 Sizes are percentages of the issue's target organisation. `--shape target` (the default) is its
 shape: 500 services at 100 %, each with 540 days of history, 10 merges a weekday and 40 % of its
@@ -13,8 +12,8 @@ organisation instead (300 at 100 %: 2,400 services with the demo's short, quiet 
 Each size runs in its own process, and the sandbox serves from a process of its own
 (bench/remote_sandbox.py), so neither its CPU nor its memory counts as the pipeline's; its peak RSS
 is printed apart. The pipeline's peak memory is the largest sum of proportional set sizes over its
-processes at one moment while a refresh runs (the refresh's, dbt's and, with `--parallel-steps`,
-every step's), sampled five times a second, with its split by process.
+processes at one moment while a refresh runs (the refresh's and dbt's), sampled five times a
+second, with its split by process.
 
 The benchmark profile makes the sandbox's Gearset host enforce the real 5 s minimum between two
 polls of one report and keep each report running for one poll, and sets the Gearset sources'
@@ -295,7 +294,7 @@ def org_shape(shape: str, percent: float) -> OrgShape:
     return replace(TARGET, services=max(1, round(TARGET.services * percent / 100)))
 
 
-def _measure(shape: OrgShape, poll_seconds: float, parallel_steps: bool) -> dict:
+def _measure(shape: OrgShape, poll_seconds: float) -> dict:
     from dora_pipeline.settings import Settings
 
     with (
@@ -303,8 +302,6 @@ def _measure(shape: OrgShape, poll_seconds: float, parallel_steps: bool) -> dict
         remote_sandbox(shape, poll_seconds) as sandbox,
     ):
         os.environ.update(sandbox.environment())
-        if parallel_steps:
-            os.environ["DORA__PARALLEL_STEPS"] = "true"
         os.environ["DORA__SERVICE_TEAMS"] = json.dumps(sandbox.service_teams())
         os.environ["DAGSTER_HOME"] = str(Path(tmp) / "dagster")
         if poll_seconds:
@@ -318,7 +315,6 @@ def _measure(shape: OrgShape, poll_seconds: float, parallel_steps: bool) -> dict
         incremental = _one_refresh(settings, sandbox, poll_seconds)
         return {
             "size": sandbox.size(),
-            "parallel_steps": parallel_steps,
             "first": first,
             "incremental": incremental,
             "peak_memory_mb": max(first["peak_memory_mb"], incremental["peak_memory_mb"]),
@@ -384,16 +380,14 @@ def _print_refresh(title: str, r: dict) -> None:
 @click.option(
     "--gearset-poll-seconds", default=5.0, show_default=True, help="Gearset's minimum between polls (0: off)."
 )
-@click.option("--parallel-steps", is_flag=True, help="Each step in a process of its own, the sources side by side.")
 @click.option("--child", type=float, default=None, hidden=True)
-def main(sizes: str, shape: str, gearset_poll_seconds: float, parallel_steps: bool, child: float | None) -> None:
+def main(sizes: str, shape: str, gearset_poll_seconds: float, child: float | None) -> None:
     if child is not None:
-        print(json.dumps(_measure(org_shape(shape, child), gearset_poll_seconds, parallel_steps)))
+        print(json.dumps(_measure(org_shape(shape, child), gearset_poll_seconds)))
         return
     for percent in (float(s) for s in sizes.split(",")):
         command = [sys.executable, __file__, "--child", str(percent), "--shape", shape]
         command += ["--gearset-poll-seconds", str(gearset_poll_seconds)]
-        command += ["--parallel-steps"] if parallel_steps else []
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             # the whole of the child's error output (dbt's message is long) kept for diagnosis
@@ -402,12 +396,11 @@ def main(sizes: str, shape: str, gearset_poll_seconds: float, parallel_steps: bo
             print(f"\n{percent:g} % ({shape} shape): failed (its whole error output: {kept})\n{done.stderr[-3000:]}")
             continue
         result = json.loads(done.stdout.strip().splitlines()[-1])
-        mode = "steps side by side" if result["parallel_steps"] else "steps one after another"
         size = result["size"]
         print(
             f"\n{percent:g} % of the target ({shape} shape: {size['services']:,} services, "
             f"{size['deployments']:,} deployments, {size['changes']:,} changes, {size['failures']:,} failures), "
-            f"{mode}, peak memory {result['peak_memory_mb']:.0f} MB (the sandbox's own process, apart: "
+            f"peak memory {result['peak_memory_mb']:.0f} MB (the sandbox's own process, apart: "
             f"{result['sandbox_rss_mb']:.0f} MB)"
         )
         _print_refresh("first refresh", result["first"])

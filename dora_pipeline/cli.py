@@ -164,7 +164,7 @@ def _build_log(settings: Settings, shown: bool) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     click.echo(f"refreshing... (dbt's output: {path})")
     with path.open("w", encoding="utf-8") as log, redirect_stdout(log):
-        # The file descriptor too: the steps of a parallel refresh run in processes of their own.
+        # The file descriptor too: dbt runs in a process of its own.
         sys.__stdout__.flush()
         terminal = os.dup(1)
         os.dup2(log.fileno(), 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult, build_reconstructable_job, execute_job
+from dagster import DagsterEventType, DagsterInstance, ExecuteInProcessResult
 from dagster._utils.error import SerializableErrorInfo
 
 from dora_pipeline import source_runs, warehouse
@@ -62,14 +62,7 @@ def run_refresh(settings: Settings, log_level: str = "WARNING", progress: bool =
             loggers["progress"] = {}
         run_config = {"loggers": loggers}
         with DagsterInstance.get() as instance:
-            if settings.parallel_steps:
-                parallel = build_reconstructable_job("dora_pipeline.defs", "parallel_refresh_job")
-                try:
-                    result = execute_job(parallel, instance=instance, run_config=run_config, raise_on_error=False)
-                finally:
-                    _stop_step_server()
-            else:
-                result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
+            result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False)
     failed_steps = {e.step_key for e in result.all_events if e.event_type == DagsterEventType.STEP_FAILURE}
     if not result.success and failed_steps != {HEALTH_STEP}:
         message, hint = explain_failure(result)
@@ -80,16 +73,6 @@ def run_refresh(settings: Settings, log_level: str = "WARNING", progress: bool =
     failed_sources = source_runs.failures(settings, result.run_id) if failed_steps else []
     rejected = source_runs.rejected_in(settings, result.run_id)
     return RefreshOutcome(result.run_id, materialized, passed, failed_sources, rejected)
-
-
-def _stop_step_server() -> None:
-    """A parallel refresh's step processes fork from multiprocessing's fork server, which keeps
-    the environment it started with (the warehouse's path, the sources' configuration, the refresh
-    lock's mark). Stopped after each refresh, it starts afresh with the next one's. Python 3.11
-    (the one supported) has no public call for it."""
-    from multiprocessing import forkserver
-
-    forkserver._forkserver._stop()
 
 
 def explain_failure(result: ExecuteInProcessResult) -> tuple[str, str]:

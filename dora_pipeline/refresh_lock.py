@@ -90,7 +90,7 @@ def refresh_lock(settings: Settings) -> Iterator[str]:
 
     Re-entrant within one process: the command line takes it before Dagster starts, and the run
     takes it again (see `defs/locking.py`) so runs a Dagster daemon launches are covered too. A
-    process the holder started (a step of a parallel refresh) re-enters it by the holder's mark."""
+    process the holder started re-enters it by the holder's mark."""
     lock = settings.data_dir / "refresh.lock"
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     me = f"{os.getpid()} {_started(os.getpid())}"
@@ -103,7 +103,7 @@ def refresh_lock(settings: Settings) -> Iterator[str]:
         except FileNotFoundError:
             continue  # released (or cleared) just now: try to claim it again
         if len(fields) == 3 and (" ".join(fields[:2]) == me or os.environ.get(MARK) == fields[2]):
-            yield fields[2]  # this process, or the refresh that started it (a step's process), holds it
+            yield fields[2]  # this process, or the refresh that started it, holds it
             return
         if len(fields) != 3 and age < 2:
             time.sleep(0.2)  # another refresh is writing its line this instant

@@ -148,14 +148,6 @@ class Settings:
         return self.warehouse == "postgres"
 
     @property
-    def parallel_steps(self) -> bool:
-        """Run the refresh's steps in processes of their own, the sources' extractions side by
-        side (`parallel_steps` under [dora], DORA__PARALLEL_STEPS)."""
-        import dlt
-
-        return bool(dlt.config.get("dora.parallel_steps", bool))
-
-    @property
     def data_dir(self) -> Path:
         return self.duckdb_path.parent
 

@@ -11,10 +11,11 @@ Where a refresh writes before it publishes:
   `build_staging`, `build_intermediate` and `build_marts`; publishing renames them to `staging`,
   `intermediate` and `marts` in one transaction (see `publish.py`).
 
-DuckDB lets one process at a time open a file for writing. When the refresh's steps run in
-processes of their own (`parallel_steps`), every use of the build file (dlt's loads and state
-sync, the sources' look-ups, the bookkeeping, dbt, publishing) goes through `build_file_lock`, so
-the sources' extractions overlap and only their writes take turns.
+DuckDB lets one process at a time open a file for writing, and dbt writes the build file from a
+process of its own: every use of the build file (dlt's loads and state sync, the sources'
+look-ups, the bookkeeping, dbt, publishing) goes through `build_file_lock`, so a process waits its
+turn instead of meeting DuckDB's refusal. The sources' threads share the refresh's process and so
+its DuckDB instance, which takes their writes side by side.
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ def build_file_lock(settings: Settings) -> AbstractContextManager:
 
 def serialize_writes(pipeline: dlt.Pipeline, settings: Settings) -> dlt.Pipeline:
     """`pipeline` with every way it opens the warehouse (restoring its state from the destination,
-    loading, `sql_client` look-ups during extraction) inside `build_file_lock`, so the extraction
-    and normalisation of sources in other processes go on meanwhile. dlt is pinned to one minor
+    loading, `sql_client` look-ups during extraction) inside `build_file_lock`, so it takes turns
+    with any other process that opens the build file. dlt is pinned to one minor
     version (pyproject.toml), and `_sync_destination` is what `run` calls first."""
     if settings.is_postgres:
         return pipeline

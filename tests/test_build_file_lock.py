@@ -1,5 +1,5 @@
-"""Processes take turns at the DuckDB build file (a refresh with its steps side by side): one that
-finds it open waits for it, where DuckDB alone would refuse it at once."""
+"""Processes take turns at the DuckDB build file (the refresh's, dbt's): one that finds it open
+waits for it, where DuckDB alone would refuse it at once."""
 
 from __future__ import annotations
 

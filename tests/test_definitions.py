@@ -42,8 +42,8 @@ def test_each_raw_table_feeds_the_staging_model_that_reads_it(settings):
 
 
 def test_building_the_definitions_leaves_the_sources_working_folders_alone(settings):
-    """Every step of a refresh with steps side by side builds the definitions again, while other
-    steps extract: a source's dlt working folder, mid-run and without saved state yet, survives it."""
+    """The UI's code server or a daemon's run builds the definitions while a refresh extracts: a
+    source's dlt working folder, mid-run and without saved state yet, survives it."""
     from dora_pipeline.sources.registry import enabled_sources
 
     folders = [settings.dlt_pipelines_dir / f"dora_{source}" for source in enabled_sources()]

@@ -284,22 +284,12 @@ def test_a_deployment_reported_by_gitlab_and_multitudes_counts_once(reference_re
     assert duplicates >= truth
 
 
-def test_steps_side_by_side_equal_the_truth_and_a_second_run_changes_nothing(
-    settings, sandbox, point_at_sandbox, monkeypatch
-):
-    """The first refresh runs each step in a process of its own (`parallel_steps`): the sources'
-    extractions overlap while their writes take turns at the DuckDB build file. The second, one
-    step after another, finds nothing new."""
-    monkeypatch.setenv("DORA__PARALLEL_STEPS", "true")
+def test_a_second_run_with_nothing_new_changes_nothing(settings, sandbox, point_at_sandbox):
+    """The sources write the build file side by side on the first refresh; the second finds
+    nothing new and asks Gearset again only for its look-back."""
     outcome = run_refresh(settings)
-    monkeypatch.delenv("DORA__PARALLEL_STEPS")
     assert not outcome.failed_sources
     assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
-    windows = extraction_windows(settings, outcome.run_id)
-    assert len(windows) == len(SOURCES)
-    assert any(
-        max(windows[a][0], windows[b][0]) < min(windows[a][1], windows[b][1]) for a in windows for b in windows if a < b
-    ), windows
     before = table_fingerprint(settings.duckdb_path)
     first_run_requests = len(sandbox.gearset.requests)
 

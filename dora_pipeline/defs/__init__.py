@@ -7,7 +7,7 @@ from dagster import Definitions, colored_console_logger
 from dagster_dlt import DagsterDltResource
 
 from dora_pipeline.defs.ingestion.assets import raw_assets
-from dora_pipeline.defs.jobs import daily_refresh, dora_refresh, refresh_job
+from dora_pipeline.defs.jobs import daily_refresh, dora_refresh
 from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.defs.progress import step_progress
 from dora_pipeline.defs.publishing.assets import publication_assets
@@ -17,9 +17,7 @@ from dora_pipeline.settings import Settings
 from dora_pipeline.sources.registry import enabled_sources
 
 
-def build_definitions(settings: Settings | None = None, parallel: bool = False) -> Definitions:
-    """With `parallel`, the refresh job runs each step in its own process and comes without the
-    schedule, which launches the in-process job."""
+def build_definitions(settings: Settings | None = None) -> Definitions:
     settings = settings or Settings.from_env()
     settings.export()
     sources = enabled_sources()
@@ -32,18 +30,12 @@ def build_definitions(settings: Settings | None = None, parallel: bool = False) 
             warehouse,
             *publication_assets(settings, marts),
         ],
-        jobs=[refresh_job(parallel=True) if parallel else dora_refresh],
+        jobs=[dora_refresh],
         loggers={"console": colored_console_logger, "progress": step_progress},
-        schedules=[] if parallel else [daily_refresh],
+        schedules=[daily_refresh],
         resources={
             "dlt": DagsterDltResource(),
             "dbt": dbt_cli(project),
             "warehouse_lock": WarehouseLock(duckdb_path=str(settings.duckdb_path)),
         },
     )
-
-
-def parallel_refresh_job():
-    """The refresh job with a step per process, rebuilt from the environment in each step's
-    process (Dagster's multiprocess executor imports it by name)."""
-    return build_definitions(Settings.from_env(), parallel=True).resolve_job_def("dora_refresh")

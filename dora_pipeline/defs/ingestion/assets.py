@@ -64,12 +64,13 @@ EXTRACTION_STEP = "extract_sources"
 def described_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
     """The pipeline the asset definitions name; it is never run.
 
-    Dagster builds the definitions again in every step's process (steps side by side), and dlt
-    wipes a pipeline's working folder when a pipeline is built there without saved state: on a
-    first run, and in a step between dlt's `drop()` and its state's restore from the warehouse.
-    Built in the shared folder, a step starting up would wipe the folder of a source another step
-    is extracting. So the definitions name one built in a folder of their own, removed at once
-    (they read only its name and destination), and a source's step builds the real one."""
+    Dagster builds the definitions in every process that loads them (the UI's code server, a run
+    the daemon launches) while a refresh may be extracting, and dlt wipes a pipeline's working
+    folder when a pipeline is built there without saved state: on a first run, and between dlt's
+    `drop()` and its state's restore from the warehouse. Built in the shared folder, loading the
+    definitions would wipe the folder of a source being extracted. So the definitions name one
+    built in a folder of their own, removed at once (they read only its name and destination), and
+    a source's extraction builds the real one."""
     with tempfile.TemporaryDirectory(prefix="dora-dlt-") as folder:
         return dlt.pipeline(
             pipeline_name=f"dora_{source}",
