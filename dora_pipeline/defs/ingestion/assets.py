@@ -31,7 +31,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.sources import DltSource
 
 from dora_pipeline import source_runs, warehouse
-from dora_pipeline.defs.ingestion.freed_memory import release_freed_memory
+from dora_pipeline.defs.ingestion.freed_memory import release_freed_memory, share_allocator_arenas
 from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
 from dora_pipeline.sources import rejections
@@ -137,10 +137,12 @@ def raw_assets(sources: list[str], settings: Settings) -> AssetsDefinition:
     def extract_sources(context: AssetExecutionContext, dlt: DagsterDltResource, warehouse_lock: WarehouseLock):
         chosen = [name for name in sources if {spec.key for spec in specs[name]} & context.selected_asset_keys]
         source_runs.ensure_table(settings)  # created once, before the sources' threads record into it
+        share_allocator_arenas()
         with ThreadPoolExecutor(max_workers=max(len(chosen), 1), thread_name_prefix="extract") as pool:
             running = [pool.submit(_load_source, context, dlt, name, settings) for name in chosen]
             for done in as_completed(running):
                 yield from done.result()
+        release_freed_memory()  # what the last sources freed, before dbt's build runs beside this process
 
     return extract_sources
 
@@ -182,7 +184,7 @@ def _load_source(
             MaterializeResult(asset_key=key, metadata={"extraction": "failed", "error": error, **summary})
             for key in keys
         ]
-    release_freed_memory()  # before the next refresh step and dbt's build, beside this process
+    release_freed_memory()  # what this source freed, while the others go on
     source_runs.record(settings, context.run_id, name, started, None)
     source_runs.clear_rejections(settings, name, rejections.loaded_again(name))
     rejected = rejections.drain(name)
