@@ -9,11 +9,11 @@ shape: 500 services at 100 %, each with 540 days of history, 10 merges a weekday
 production releases causing a failure, which makes about 1M deployments, 2M changes and 50k
 failures; smaller sizes have fewer such services. `--shape copies` is copies of the demo
 organisation instead (300 at 100 %: 2,400 services with the demo's short, quiet histories).
-Each size runs in its own process, and the sandbox serves from a process of its own
-(bench/remote_sandbox.py), so neither its CPU nor its memory counts as the pipeline's; its peak RSS
-is printed apart. The pipeline's peak memory is the largest sum of proportional set sizes over its
-processes at one moment while a refresh runs (the refresh's and dbt's), sampled five times a
-second, with its split by process.
+Each size runs in its own process, each refresh in one of its own (as a scheduled refresh does),
+and the sandbox serves from a process of its own (bench/remote_sandbox.py), so neither its CPU nor
+its memory counts as the pipeline's; its peak RSS is printed apart. The pipeline's peak memory
+is the largest sum of proportional set sizes over its processes at one moment while a refresh runs
+(the refresh's and dbt's), sampled five times a second, with its split by process.
 
 The benchmark profile makes the sandbox's Gearset host enforce the real 5 s minimum between two
 polls of one report and keep each report running for one poll, and sets the Gearset sources'
@@ -31,6 +31,7 @@ Lower bounds:
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -173,11 +174,13 @@ def _dbt_results(since: float) -> tuple[float | None, list[tuple[str, float]]]:
 
 
 class TreeMemory:
-    """The largest total memory (proportional set size) of this process and its descendants seen
-    at one moment, leaving out the sandbox's process: what the machine must hold for the pipeline."""
+    """The largest total memory (proportional set size) of this process's descendants seen at one
+    moment, leaving out the sandbox's process: what the machine must hold for the pipeline (the
+    refresh's process and dbt's), not this harness's own."""
 
     def __init__(self, excluded: int, interval: float = 0.2):
         self.excluded, self.interval, self.peak_mb = excluded, interval, 0.0
+        self.refresh_pid = 0
         self.at_peak: dict[str, float] = {}  # MB by process at the peak: which one to shrink
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
@@ -194,7 +197,7 @@ class TreeMemory:
         while not self._stop.wait(self.interval):
             by_process: dict[str, float] = {}
             for pid in self._tree():
-                name = "refresh" if pid == os.getpid() else _command_name(pid)
+                name = "refresh" if pid == self.refresh_pid else _command_name(pid)
                 by_process[name] = by_process.get(name, 0.0) + _pss_kb(pid) / 1024
             if sum(by_process.values()) > self.peak_mb:
                 self.peak_mb, self.at_peak = sum(by_process.values()), by_process
@@ -212,7 +215,7 @@ class TreeMemory:
             found = {pid for pid, parent in parents.items() if parent in tree and pid != self.excluded} - tree
             tree |= found
             grown = bool(found)
-        return tree
+        return tree - {os.getpid()}
 
 
 def _command_name(pid: int) -> str:
@@ -234,21 +237,35 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+def _refresh(path: str, send) -> None:
+    """One refresh in a process of its own; sends back its run id and how long it took."""
+    from dora_pipeline.refresh import run_refresh
+    from dora_pipeline.settings import Settings
+
+    started = time.perf_counter()
+    outcome = run_refresh(Settings.from_path(Path(path)))
+    send.send((outcome.run_id, time.perf_counter() - started))
+
+
 def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
     import duckdb
     from dagster import DagsterInstance
 
-    from dora_pipeline.refresh import run_refresh
-
     marks, wall_started = sandbox.marks(), time.time()
-    started = time.perf_counter()
-    # memory while the refresh runs, not while this harness gathers the sandbox's request log and
-    # replays it afterwards (hundreds of thousands of requests, held in this same process)
+    # Each refresh runs in a process of its own, as a scheduled one does (`dora-pipeline run`, a
+    # Dagster run worker): neither an earlier refresh nor this harness's request-log replay (tens of
+    # thousands of requests, in this process) leaves its freed memory in the refresh's. Its time
+    # is `run_refresh`'s, from inside that process, without the process's start-up.
+    spawn = multiprocessing.get_context("spawn")
+    receive, send = spawn.Pipe(duplex=False)
     with TreeMemory(excluded=sandbox.pid()) as memory:
-        outcome = run_refresh(settings)
-    total = time.perf_counter() - started
+        process = spawn.Process(target=_refresh, args=(str(settings.duckdb_path), send))
+        process.start()
+        memory.refresh_pid = process.pid
+        run_id, total = receive.recv()
+        process.join()
     with DagsterInstance.get() as instance:
-        stats = instance.get_run_step_stats(outcome.run_id)
+        stats = instance.get_run_step_stats(run_id)
     steps = {s.step_key: s.end_time - s.start_time for s in stats}
     busy = max(s.end_time for s in stats) - min(s.start_time for s in stats)
     requests = _requests_by_source(sandbox, marks)
@@ -257,7 +274,7 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
         # step), and from the first source's start to the last one's end
         windows = con.execute(
             "select source, epoch(started_at), epoch(finished_at) from dora_ops.source_runs where run_id = ?",
-            [outcome.run_id],
+            [run_id],
         ).fetchall()
         sources = {name: end - start for name, start, end in windows}
         extraction_wall = max(end for _, _, end in windows) - min(start for _, start, _ in windows)
