@@ -123,6 +123,8 @@ def raw_assets(sources: list[str], settings: Settings) -> AssetsDefinition:
     extraction); side by side they overlap each other and the other sources' work. dlt runs a
     pipeline per thread (each thread builds and runs its own), and a source's failure stays its
     own: the others load and the warehouse is built from its last good data."""
+    # Placeholder sources describe the resources; a run builds each source again so dlt injects
+    # the real configuration and secrets.
     described = {name: (SOURCES[name].describe(), described_pipeline(name, settings)) for name in sources}
     specs = {
         name: build_dlt_asset_specs(source, pipeline, TRANSLATOR) for name, (source, pipeline) in described.items()
