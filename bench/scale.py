@@ -45,6 +45,7 @@ from pathlib import Path
 import click
 from remote_sandbox import SandboxHost, remote_sandbox
 
+from dora_pipeline.defs.ingestion.assets import EXTRACTION_STEP
 from dora_pipeline.sandbox.world import DEFAULT_SERVICES, OrgShape
 
 # the target organisation at 100 %: 500 services, about 1M deployments, 2M changes, 50k failures
@@ -370,7 +371,7 @@ def _print_refresh(title: str, r: dict) -> None:
     extraction = sum(r["sources"].values())
     bare_total = sum(r["bare_fetch"].values())
     bare_wall = r["bare_fetch_side_by_side"]
-    wall = steps.get("extract_sources", r["extraction_wall"])
+    wall = steps[EXTRACTION_STEP]
     print(
         f"    extraction + load, the sources side by side: {wall:.1f} s (from the first source's start to the last "
         f"one's end {r['extraction_wall']:.1f} s) against a bare fetch of every source's requests side by side of "
@@ -384,7 +385,7 @@ def _print_refresh(title: str, r: dict) -> None:
         f"one-query bound {r['dbt_bound']:.2f} s: {dbt / max(r['dbt_bound'], 1e-3):.0f}x"
     )
     print("      slowest dbt nodes: " + ", ".join(f"{node.split('.')[-1]} {t:.1f} s" for node, t in r["dbt_slowest"]))
-    rest = {k: v for k, v in steps.items() if k not in ("extract_sources", "dora_dbt_models")}
+    rest = {k: v for k, v in steps.items() if k not in (EXTRACTION_STEP, "dora_dbt_models")}
     overhead = r["outside_steps"]
     print(
         "    " + ", ".join(f"{k} {v:.1f} s" for k, v in rest.items()) + f"; outside the steps {overhead:.1f} s"

@@ -10,8 +10,10 @@ from collections import Counter, defaultdict
 
 from dagster import DagsterEventType, InitLoggerContext, logger
 
+from dora_pipeline.defs.ingestion.assets import EXTRACTION_STEP
+
 STEP_NAMES = {
-    "extract_sources": "extract and load the sources",
+    EXTRACTION_STEP: "extract and load the sources",
     "dora_dbt_models": "build and test the warehouse (dbt)",
     "published_warehouse": "publish the warehouse and Parquet",
     "dora_report": "write the report",
