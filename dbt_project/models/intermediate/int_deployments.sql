@@ -97,13 +97,20 @@ classified as (
     left join inherited on unioned.deployment_id = inherited.deployment_id
     left join teams on unioned.service = teams.service
     left join tracking on unioned.service = tracking.service
+),
+
+{#- A group per service and environment, not a window: a window sorts every deployment with all
+    its columns. -#}
+first_counted as (
+    select {{ first_by('deployment_id', ['deployed_at', 'deployment_id']) }} as deployment_id
+    from classified
+    where exclusion_reason is null
+    group by service, environment
 )
 
 select
     *,
     exclusion_reason is null as is_counted,
-    exclusion_reason is null and row_number() over (
-        partition by service, environment, exclusion_reason is null
-        order by deployed_at, deployment_id
-    ) = 1 as is_first_counted_in_environment
+    exclusion_reason is null
+        and deployment_id in (select deployment_id from first_counted) as is_first_counted_in_environment
 from classified

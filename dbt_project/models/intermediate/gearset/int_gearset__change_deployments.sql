@@ -1,5 +1,7 @@
 -- Each (feature pull request, deployment) pair Gearset lists: the explicit link between a
--- change and every deployment that promoted it.
+-- change and every deployment that promoted it. A pair is unique without `distinct` (which sorted
+-- 2.9M rows at the target scale): staging tests (deployment, pull request) unique, and a
+-- deployment belongs to one pipeline.
 with pull_requests as (
     select * from {{ ref('stg_gearset__deployment_pull_requests') }}
 ),
@@ -8,7 +10,7 @@ deployments as (
     select * from {{ ref('stg_gearset__deployments') }}
 )
 
-select distinct
+select
     'gearset:' || deployments.pipeline_id || ':' || pull_requests.pull_request_number as change_id,
     'gearset:' || pull_requests.deployment_id as deployment_id,
     'explicit' as link_method
