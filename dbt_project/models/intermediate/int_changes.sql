@@ -18,17 +18,24 @@ teams as (
     {{ service_teams_relation() }}
 ),
 
-shipped as (
+first_shipped as (
     select
         links.change_id,
         {{ first_by('deployments.deployment_id', ['deployments.deployed_at', 'links.link_method', 'deployments.deployment_id']) }}
-            as deployment_id,
-        {{ first_by('links.link_method', ['deployments.deployed_at', 'links.link_method', 'deployments.deployment_id']) }}
-            as link_method
+            as deployment_id
     from links
     inner join deployments
         on links.deployment_id = deployments.deployment_id and deployments.is_counted
     group by links.change_id
+),
+
+{#- A change has one link per deployment (tested), so the link's method is looked up, not picked a
+    second time: a second pick over every link doubled the model's time. -#}
+shipped as (
+    select first_shipped.change_id, first_shipped.deployment_id, links.link_method
+    from first_shipped
+    inner join links
+        on first_shipped.change_id = links.change_id and first_shipped.deployment_id = links.deployment_id
 ),
 
 linked as (
