@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sandbox_sources import rows_in
 
 from dora_pipeline.refresh import RefreshOutcome
 from dora_pipeline.sandbox.server import Sandbox
@@ -61,7 +62,7 @@ def extract(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         pipeline = dlt.pipeline(f"extract_{next(runs)}", destination="duckdb", pipelines_dir=str(tmp_path))
         pipeline.activate()
         try:
-            return [row for row in SOURCES[source].build().with_resources(resource) if row]
+            return rows_in(SOURCES[source].build().with_resources(resource))
         finally:
             pipeline.deactivate()
 

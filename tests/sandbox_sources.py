@@ -4,10 +4,24 @@ that read one source's resources outside a refresh build them here."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 
+import pyarrow as pa
 from dlt.sources import DltSource
 
 from dora_pipeline.sources.gitlab import gitlab_source
+
+
+def rows_in(items: Iterable) -> list[dict]:
+    """Every row a resource yields: its batches come as Arrow tables (sources/batches.py) or as
+    rows; the empty-table marker is no row."""
+    rows = []
+    for item in items:
+        if isinstance(item, pa.Table):
+            rows.extend(item.to_pylist())
+        elif item:
+            rows.append(item)
+    return rows
 
 
 def gitlab(sandbox, **overrides) -> DltSource:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dlt
 import pytest
+from sandbox_sources import rows_in
 from warehouse_checks import string_values_containing
 
 from dora_pipeline.sandbox.fault_profile import FaultProfile
@@ -176,7 +177,7 @@ def _read_with_bound(box, source: str, resources: list[str], bound: int, monkeyp
     try:
         built = SOURCES[source].build()
         built = built.with_resources(*resources) if len(resources) > 1 else built
-        rows = sorted(repr(r) for r in built.resources[resources[0]] if r)
+        rows = sorted(repr(r) for r in rows_in(built.resources[resources[0]]))
     finally:
         pipeline.deactivate()
     return rows, state.most_in_flight

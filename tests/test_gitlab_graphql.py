@@ -10,7 +10,7 @@ from datetime import datetime
 from math import ceil
 
 import pytest
-from sandbox_sources import gitlab
+from sandbox_sources import gitlab, rows_in
 
 from dora_pipeline.sources.gitlab import graphql_endpoint
 from dora_pipeline.sources.http import SourceError, user_message
@@ -22,7 +22,7 @@ def merge_requests(sandbox, **overrides) -> tuple[list[dict], list[dict]]:
     """Every merged MR row the source yields, and the requests it sent for them."""
     state = sandbox.states["gitlab"]
     mark = len(state.requests)
-    rows = [r for r in gitlab(sandbox, **overrides).with_resources("merge_requests") if r]
+    rows = rows_in(gitlab(sandbox, **overrides).with_resources("merge_requests"))
     return rows, state.requests[mark:]
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import dlt
 import httpx
 import pytest
-from sandbox_sources import gitlab
+from sandbox_sources import gitlab, rows_in
 
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF
 from dora_pipeline.sources.gearset_automation import gearset_automation_source
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("fresh_pipeline")
 
 
 def rows_of(source, resource: str) -> list[dict]:
-    return list(source.with_resources(resource))
+    return rows_in(source.with_resources(resource))
 
 
 # -- GitLab -------------------------------------------------------------------------------------

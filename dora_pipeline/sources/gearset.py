@@ -34,7 +34,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
-from dora_pipeline.sources.batches import batch, schema_marker
+from dora_pipeline.sources.batches import TypedBatches, schema_marker
 from dora_pipeline.sources.http import ApiClient, SourceError, SourceRecordError, concurrently, stream_concurrently
 from dora_pipeline.sources.rejections import convert_each
 
@@ -327,6 +327,9 @@ BUG_COLUMNS = {
     "identified_at": {"data_type": "timestamp"},
     "resolved_at": {"data_type": "timestamp"},
 }
+_DEPLOYMENT_BATCHES = TypedBatches(DEPLOYMENT_COLUMNS, "id")
+_PULL_REQUEST_BATCHES = TypedBatches(PULL_REQUEST_COLUMNS, ("deployment_id", "number"))
+_BUG_BATCHES = TypedBatches(BUG_COLUMNS, "id")
 
 
 @dataclass(frozen=True)
@@ -491,14 +494,14 @@ def deployment_reports(
 
 @dlt.transformer(primary_key="id", write_disposition="merge", columns=DEPLOYMENT_COLUMNS)
 def deployments(reports: list[dict]) -> Iterator[list[dict]]:
-    yield batch([r["deployment"] for r in reports])
+    yield _DEPLOYMENT_BATCHES([r["deployment"] for r in reports])
 
 
 @dlt.transformer(primary_key=("deployment_id", "number"), write_disposition="merge", columns=PULL_REQUEST_COLUMNS)
 def deployment_pull_requests(reports: list[dict]) -> Iterator[list[dict]]:
-    yield batch([pr for r in reports for pr in r["pull_requests"]])
+    yield _PULL_REQUEST_BATCHES([pr for r in reports for pr in r["pull_requests"]])
 
 
 @dlt.transformer(primary_key="id", write_disposition="merge", columns=BUG_COLUMNS)
 def reported_bugs(reports: list[dict]) -> Iterator[list[dict]]:
-    yield batch([bug for r in reports for bug in r["bugs"]])
+    yield _BUG_BATCHES([bug for r in reports for bug in r["bugs"]])

@@ -21,7 +21,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
-from dora_pipeline.sources.batches import schema_marker
+from dora_pipeline.sources.batches import TypedBatches, schema_marker
 from dora_pipeline.sources.gearset import (
     DEFAULT_BASE_URL,
     GearsetReportingClient,
@@ -102,24 +102,24 @@ def ci_job_status_history(client, jobs: list[str]) -> Iterator[list[dict]]:
         api.close()
 
 
-@dlt.resource(
-    primary_key="id",
-    write_disposition="merge",
-    columns={
-        "id": {"data_type": "text"},
-        "job_id": {"data_type": "text"},
-        "service": {"data_type": "text"},
-        "environment": {"data_type": "text"},
-        "start_time": {"data_type": "timestamp"},
-        "end_time": {"data_type": "timestamp"},
-        "deployment_succeeded": {"data_type": "bool"},
-        "job_type": {"data_type": "text"},
-        "trigger": {"data_type": "text"},
-        "run_outcome": {"data_type": "text"},
-        "error_message": {"data_type": "text"},
-        "head_commit_hash": {"data_type": "text"},
-    },
-)
+RUN_COLUMNS = {
+    "id": {"data_type": "text"},
+    "job_id": {"data_type": "text"},
+    "service": {"data_type": "text"},
+    "environment": {"data_type": "text"},
+    "start_time": {"data_type": "timestamp"},
+    "end_time": {"data_type": "timestamp"},
+    "deployment_succeeded": {"data_type": "bool"},
+    "job_type": {"data_type": "text"},
+    "trigger": {"data_type": "text"},
+    "run_outcome": {"data_type": "text"},
+    "error_message": {"data_type": "text"},
+    "head_commit_hash": {"data_type": "text"},
+}
+_RUN_BATCHES = TypedBatches(RUN_COLUMNS, "id")
+
+
+@dlt.resource(primary_key="id", write_disposition="merge", columns=RUN_COLUMNS)
 def ci_job_runs(
     client,
     jobs: list[str],
@@ -148,7 +148,7 @@ def ci_job_runs(
             job = request.tag
             place = {"service": services.get(job, job), "environment": environments.get(job, "production")}
             convert = partial(_run_row, job, **place)
-            yield convert_each(SOURCE, "ci_job_runs", runs, convert, "Id", service_key=job)
+            yield _RUN_BATCHES(convert_each(SOURCE, "ci_job_runs", runs, convert, "Id", service_key=job))
     finally:
         api.close()
 

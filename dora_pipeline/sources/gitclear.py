@@ -20,7 +20,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
-from dora_pipeline.sources.batches import schema_marker
+from dora_pipeline.sources.batches import TypedBatches, schema_marker
 from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError, stream_concurrently
 from dora_pipeline.sources.rejections import convert_each
 
@@ -102,30 +102,32 @@ def _audit_pages(settings: tuple, resource_type: str, since: datetime) -> Iterat
                 yield path, records
 
 
-@dlt.resource(
-    primary_key=("repo", "number"),
-    write_disposition="merge",
-    columns={
-        "repo": {"data_type": "text"},
-        "number": {"data_type": "bigint"},
-        "title": {"data_type": "text"},
-        "state": {"data_type": "text"},
-        "created_at": {"data_type": "timestamp"},
-        "merged_at": {"data_type": "timestamp"},
-        "closed_at": {"data_type": "timestamp"},
-        "first_commit_at": {"data_type": "timestamp"},
-        "merge_sha": {"data_type": "text"},
-        "head_branch": {"data_type": "text"},
-        "author": {"data_type": "text"},
-    },
-)
+PULL_REQUEST_COLUMNS = {
+    "repo": {"data_type": "text"},
+    "number": {"data_type": "bigint"},
+    "title": {"data_type": "text"},
+    "state": {"data_type": "text"},
+    "created_at": {"data_type": "timestamp"},
+    "merged_at": {"data_type": "timestamp"},
+    "closed_at": {"data_type": "timestamp"},
+    "first_commit_at": {"data_type": "timestamp"},
+    "merge_sha": {"data_type": "text"},
+    "head_branch": {"data_type": "text"},
+    "author": {"data_type": "text"},
+}
+_PULL_REQUEST_BATCHES = TypedBatches(PULL_REQUEST_COLUMNS, ("repo", "number"))
+
+
+@dlt.resource(primary_key=("repo", "number"), write_disposition="merge", columns=PULL_REQUEST_COLUMNS)
 def pull_requests(
     settings: tuple,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("created_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     yield schema_marker()
     for path, records in _audit_pages(settings, "pull_requests", cursor.start_value):
-        yield convert_each(SOURCE, "pull_requests", records, partial(_pull_request_row, path), "number", path)
+        yield _PULL_REQUEST_BATCHES(
+            convert_each(SOURCE, "pull_requests", records, partial(_pull_request_row, path), "number", path)
+        )
 
 
 def _author(record: dict, description: str) -> str | None:
@@ -155,25 +157,25 @@ def _pull_request_row(path: str, pr: dict) -> dict:
     }
 
 
-@dlt.resource(
-    primary_key="sha",
-    write_disposition="merge",
-    columns={
-        "sha": {"data_type": "text"},
-        "repo": {"data_type": "text"},
-        "authored_at": {"data_type": "timestamp"},
-        "message": {"data_type": "text"},
-        "author": {"data_type": "text"},
-        "diff_delta": {"data_type": "double"},
-    },
-)
+COMMIT_COLUMNS = {
+    "sha": {"data_type": "text"},
+    "repo": {"data_type": "text"},
+    "authored_at": {"data_type": "timestamp"},
+    "message": {"data_type": "text"},
+    "author": {"data_type": "text"},
+    "diff_delta": {"data_type": "double"},
+}
+_COMMIT_BATCHES = TypedBatches(COMMIT_COLUMNS, "sha")
+
+
+@dlt.resource(primary_key="sha", write_disposition="merge", columns=COMMIT_COLUMNS)
 def commits(
     settings: tuple,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("authored_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     yield schema_marker()
     for path, records in _audit_pages(settings, "commits", cursor.start_value):
-        yield convert_each(SOURCE, "commits", records, partial(_commit_row, path), "sha", path)
+        yield _COMMIT_BATCHES(convert_each(SOURCE, "commits", records, partial(_commit_row, path), "sha", path))
 
 
 def _commit_row(path: str, c: dict) -> dict:
@@ -188,23 +190,23 @@ def _commit_row(path: str, c: dict) -> dict:
     }
 
 
-@dlt.resource(
-    primary_key=("repo", "name"),
-    write_disposition="merge",
-    columns={
-        "repo": {"data_type": "text"},
-        "name": {"data_type": "text"},
-        "sha": {"data_type": "text"},
-        "tagged_at": {"data_type": "timestamp"},
-    },
-)
+TAG_COLUMNS = {
+    "repo": {"data_type": "text"},
+    "name": {"data_type": "text"},
+    "sha": {"data_type": "text"},
+    "tagged_at": {"data_type": "timestamp"},
+}
+_TAG_BATCHES = TypedBatches(TAG_COLUMNS, ("repo", "name"))
+
+
+@dlt.resource(primary_key=("repo", "name"), write_disposition="merge", columns=TAG_COLUMNS)
 def tags(
     settings: tuple,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("tagged_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     yield schema_marker()
     for path, records in _audit_pages(settings, "tags", cursor.start_value):
-        yield convert_each(SOURCE, "tags", records, partial(_tag_row, path), "name", path)
+        yield _TAG_BATCHES(convert_each(SOURCE, "tags", records, partial(_tag_row, path), "name", path))
 
 
 def _tag_row(path: str, tag: dict) -> dict:

@@ -35,7 +35,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
-from dora_pipeline.sources.batches import batch, schema_marker
+from dora_pipeline.sources.batches import TypedBatches, batch, schema_marker
 from dora_pipeline.sources.http import (
     ApiClient,
     PageGuard,
@@ -367,6 +367,7 @@ def deployments(
         for project, pages in per_project(settings, projects, listed):
             for page in pages:
                 convert = partial(_deployment_row, project["id"])
+                # dicts, not Arrow: deployment_merge_requests reads these rows
                 yield convert_each(SOURCE, "deployments", page, convert, "id", service_key=project["id"])
 
 
@@ -421,6 +422,14 @@ MR_COLUMNS = {
     "merge_commit_sha": {"data_type": "text"},
     "squash_commit_sha": {"data_type": "text"},
 }
+DEPLOYMENT_MR_COLUMNS = {
+    "deployment_id": {"data_type": "bigint"},
+    "merge_request_id": {"data_type": "bigint"},
+    **{k: v for k, v in MR_COLUMNS.items() if k != "id"},
+}
+MERGED_MR_COLUMNS = {**MR_COLUMNS, "first_commit_at": {"data_type": "timestamp"}}
+_DEPLOYMENT_MR_BATCHES = TypedBatches(DEPLOYMENT_MR_COLUMNS, ("deployment_id", "merge_request_id"))
+_MERGED_MR_BATCHES = TypedBatches(MERGED_MR_COLUMNS, "id")
 
 
 def _merge_request_row(project_id: int, mr: dict) -> dict:
@@ -445,11 +454,7 @@ def _merge_request_row(project_id: int, mr: dict) -> dict:
 @dlt.transformer(
     primary_key=("deployment_id", "merge_request_id"),
     write_disposition="merge",
-    columns={
-        "deployment_id": {"data_type": "bigint"},
-        "merge_request_id": {"data_type": "bigint"},
-        **{k: v for k, v in MR_COLUMNS.items() if k != "id"},
-    },
+    columns=DEPLOYMENT_MR_COLUMNS,
 )
 def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Iterator[list[dict]]:
     """The MRs GitLab links to each successful deployment to a production (or configured) tier:
@@ -474,7 +479,7 @@ def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Ite
 
     for row, pages in zip(counting, concurrently(linked, counting, settings.max_concurrent), strict=True):
         for page in pages:
-            yield batch(
+            yield _DEPLOYMENT_MR_BATCHES(
                 convert_each(
                     SOURCE,
                     "deployment_merge_requests",
@@ -491,9 +496,7 @@ def _deployment_merge_request_row(deployment_id: int, project_id: int, mr: dict)
     return {"deployment_id": deployment_id, "merge_request_id": row.pop("id"), **row}
 
 
-@dlt.resource(
-    primary_key="id", write_disposition="merge", columns={**MR_COLUMNS, "first_commit_at": {"data_type": "timestamp"}}
-)
+@dlt.resource(primary_key="id", write_disposition="merge", columns=MERGED_MR_COLUMNS)
 def merge_requests(
     settings: GitlabSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
@@ -530,7 +533,9 @@ def merge_requests(
             completed, pages_to_complete(), settings.max_concurrent
         ):
             convert = partial(_merged_request_row, fetched, known, project["id"])
-            yield convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
+            yield _MERGED_MR_BATCHES(
+                convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
+            )
 
 
 CommitDates = dict[int, tuple[list[Any], str]]  # MR iid -> its commits' authored dates, as sent, and their field
@@ -635,21 +640,21 @@ def _merged_request_row(fetched: CommitDates, known: dict[int, datetime | None],
     return row
 
 
-@dlt.resource(
-    primary_key="id",
-    write_disposition="merge",
-    columns={
-        "id": {"data_type": "bigint", "nullable": False},
-        "iid": {"data_type": "bigint"},
-        "project_id": {"data_type": "bigint"},
-        "title": {"data_type": "text"},
-        "state": {"data_type": "text"},
-        "severity": {"data_type": "bigint"},
-        "created_at": {"data_type": "timestamp"},
-        "updated_at": {"data_type": "timestamp"},
-        "closed_at": {"data_type": "timestamp"},
-    },
-)
+INCIDENT_COLUMNS = {
+    "id": {"data_type": "bigint", "nullable": False},
+    "iid": {"data_type": "bigint"},
+    "project_id": {"data_type": "bigint"},
+    "title": {"data_type": "text"},
+    "state": {"data_type": "text"},
+    "severity": {"data_type": "bigint"},
+    "created_at": {"data_type": "timestamp"},
+    "updated_at": {"data_type": "timestamp"},
+    "closed_at": {"data_type": "timestamp"},
+}
+_INCIDENT_BATCHES = TypedBatches(INCIDENT_COLUMNS, "id")
+
+
+@dlt.resource(primary_key="id", write_disposition="merge", columns=INCIDENT_COLUMNS)
 def incidents(
     settings: GitlabSettings,
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("updated_at"),  # noqa: B008 - dlt idiom
@@ -665,7 +670,9 @@ def incidents(
         for project, pages in per_project(settings, projects, listed):
             for page in pages:
                 convert = partial(_incident_row, project["id"])
-                yield convert_each(SOURCE, "incidents", page, convert, "id", service_key=project["id"])
+                yield _INCIDENT_BATCHES(
+                    convert_each(SOURCE, "incidents", page, convert, "id", service_key=project["id"])
+                )
 
 
 def _incident_row(project_id: int, issue: dict) -> dict:

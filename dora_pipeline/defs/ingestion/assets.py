@@ -35,7 +35,7 @@ from dora_pipeline.defs.ingestion.freed_memory import release_freed_memory, shar
 from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
 from dora_pipeline.sources import rejections
-from dora_pipeline.sources.batches import schema_marker
+from dora_pipeline.sources.batches import load_as_arrow, schema_marker
 from dora_pipeline.sources.http import requests_sent, user_message
 from dora_pipeline.sources.registry import SOURCES
 
@@ -140,6 +140,7 @@ def raw_assets(sources: list[str], settings: Settings) -> AssetsDefinition:
         chosen = [name for name in sources if {spec.key for spec in specs[name]} & context.selected_asset_keys]
         source_runs.ensure_table(settings)  # created once, before the sources' threads record into it
         share_allocator_arenas()
+        load_as_arrow(LOADER_FILE_FORMAT[settings.warehouse] == "parquet")
         with ThreadPoolExecutor(max_workers=max(len(chosen), 1), thread_name_prefix="extract") as pool:
             running = [pool.submit(_load_source, context, dlt, name, settings) for name in chosen]
             for done in as_completed(running):
