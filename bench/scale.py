@@ -162,14 +162,12 @@ def _raw_rows(con, name: str) -> int:
     return sum(con.execute(f'select count(*) from raw_{name}."{t}"').fetchone()[0] for (t,) in tables)
 
 
-def _dbt_results(since: float) -> tuple[float | None, list[tuple[str, float]]]:
+def _dbt_results(settings, since: float) -> tuple[float | None, list[tuple[str, float]]]:
     """dbt's own elapsed time of its latest run, and its five slowest nodes."""
-    from dora_pipeline.settings import DBT_PROJECT_DIR
-
-    results = [p for p in (DBT_PROJECT_DIR / "target").rglob("run_results.json") if p.stat().st_mtime >= since]
-    if not results:
+    results = settings.dbt_target_dir / "run_results.json"
+    if not results.exists() or results.stat().st_mtime < since:
         return None, []
-    run = json.loads(max(results, key=lambda p: p.stat().st_mtime).read_text())
+    run = json.loads(results.read_text())
     nodes = sorted(((r["unique_id"], r["execution_time"]) for r in run["results"]), key=lambda n: -n[1])
     return run["elapsed_time"], nodes[:5]
 
@@ -288,7 +286,7 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
         con.execute(DAILY_METRICS).fetchall()
         dbt_bound = time.perf_counter() - bound_started
     runs = {name: _dlt_run(settings, name) for name in SOURCES}
-    dbt_elapsed, dbt_slowest = _dbt_results(wall_started)
+    dbt_elapsed, dbt_slowest = _dbt_results(settings, wall_started)
     bare = {name: _bare_fetch(sandbox, name, requests[name], poll_seconds) for name in SOURCES}
     # the same, every source at once, as the refresh extracts them
     started = time.perf_counter()

@@ -171,6 +171,13 @@ class Settings:
         return self.data_dir / "logs" / "refresh.log"
 
     @property
+    def dbt_target_dir(self) -> Path:
+        """dbt's target of this warehouse's builds (compiled SQL, run results, the saved parse),
+        replaced by each build: one folder, where a folder per build would grow by megabytes
+        with every scheduled refresh."""
+        return self.data_dir / "dbt"
+
+    @property
     def dlt_pipelines_dir(self) -> Path:
         return self.data_dir / "dlt"
 

@@ -3,6 +3,7 @@ held against the ground truth the simulator computes independently of the dbt mo
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from dora_pipeline.sandbox.ground_truth import (
     performance_sample_sizes,
 )
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF, build_world
+from dora_pipeline.settings import DBT_PROJECT_DIR
 from dora_pipeline.sources.registry import SOURCES
 
 LOOKBACK = timedelta(days=30)  # the source's default look-back
@@ -286,16 +288,26 @@ def test_a_deployment_reported_by_gitlab_and_multitudes_counts_once(reference_re
 
 def test_a_second_run_with_nothing_new_changes_nothing(settings, sandbox, point_at_sandbox):
     """The sources write the build file side by side on the first refresh; the second finds
-    nothing new and asks Gearset again only for its look-back."""
+    nothing new and asks Gearset again only for its look-back. dbt builds into the warehouse's
+    one target folder and reuses its parse."""
     outcome = run_refresh(settings)
     assert not outcome.failed_sources
     assert differences(settings.duckdb_path, sandbox.world.view(sandbox.as_of)) == []
     before = table_fingerprint(settings.duckdb_path)
     first_run_requests = len(sandbox.gearset.requests)
+    project_target = set((DBT_PROJECT_DIR / "target").iterdir())
+    first_build = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["metadata"]
 
     run_refresh(settings)
 
     assert table_fingerprint(settings.duckdb_path) == before
+    assert set((DBT_PROJECT_DIR / "target").iterdir()) == project_target  # no folder per build
+    second_build = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["metadata"]
+    assert second_build["invocation_id"] != first_build["invocation_id"]
+    logs = settings.dbt_target_dir.glob("dbt.log*")  # dbt rolls its log over at 10 MB
+    events = [json.loads(line) for log in logs for line in log.read_text().splitlines()]
+    parsing = {e["info"]["name"] for e in events if e["info"]["invocation_id"] == second_build["invocation_id"]}
+    assert "PartialParsingSkipParsing" in parsing, "the second build parsed the project again"
     starts = [
         datetime.fromisoformat(r["params"]["StartDate"].replace("Z", "+00:00"))
         for r in sandbox.gearset.requests[first_run_requests:]

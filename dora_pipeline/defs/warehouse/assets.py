@@ -5,13 +5,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import dlt
 from dagster import AssetExecutionContext, AssetsDefinition, AssetSpec
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtCliResource, DbtProject, dbt_assets
 
 from dora_pipeline import source_runs, warehouse
-from dora_pipeline.catalog import load_catalog
 from dora_pipeline.defs.locking import WarehouseLock
+from dora_pipeline.defs.warehouse.project import dbt_vars, vars_argument
 from dora_pipeline.settings import Settings
 
 
@@ -37,16 +36,6 @@ class LayeredTranslator(DagsterDbtTranslator):
 TRANSLATOR = LayeredTranslator(settings=DagsterDbtTranslatorSettings(enable_source_tests_as_checks=True))
 
 
-def dbt_vars(sources: list[str]) -> dict:
-    """Metric settings from dlt's configuration (`[dora]` in .dlt/config.toml or `DORA__*`)."""
-    return {
-        "dora_sources": sources,
-        **load_catalog().dbt_vars(),
-        "failure_window_days": dlt.config.get("dora.failure_window_days", int) or 7,
-        "failure_severity_threshold": dlt.config.get("dora.failure_severity_threshold", int),
-    }
-
-
 def warehouse_assets(project: DbtProject, sources: list[str], settings: Settings) -> AssetsDefinition:
     """The manifest was parsed for `sources`; the build passes the same set."""
 
@@ -57,13 +46,10 @@ def warehouse_assets(project: DbtProject, sources: list[str], settings: Settings
     @dbt_assets(manifest=manifest, project=project, dagster_dbt_translator=TRANSLATOR)
     def dora_dbt_models(context: AssetExecutionContext, dbt: DbtCliResource, warehouse_lock: WarehouseLock):
         source_runs.ensure_table(settings)  # read by the freshness models, even before any run
-        # dbt reads --vars as YAML, which accepts JSON except for escaped surrogate pairs (an
-        # emoji in a service name): pass the characters themselves
         # dbt's unit tests check the models' logic, not the data: they run in CI (tests/), not in
         # every scheduled refresh
-        dbt_args = ["build", "--exclude-resource-type", "unit_test"]
-        dbt_args += ["--vars", json.dumps(dbt_vars(sources), ensure_ascii=False)]
+        dbt_args = ["build", "--exclude-resource-type", "unit_test", "--vars", vars_argument(dbt_vars(sources))]
         with warehouse.build_file_lock(settings):  # dbt writes the build file from its own process
-            yield from dbt.cli(dbt_args, context=context).stream()
+            yield from dbt.cli(dbt_args, context=context, target_path=settings.dbt_target_dir).stream()
 
     return dora_dbt_models
