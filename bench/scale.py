@@ -282,6 +282,16 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
             t: con.execute(f"select count(*) from marts.{t}").fetchone()[0]
             for t in ("deployments", "changes", "failures")
         }
+        # what dbt rebuilt: everything, or the rows from the horizon on (macros/refresh_horizon.sql)
+        is_full, reason, horizon, first_day = con.execute(
+            "select is_full, full_rebuild_reason, horizon, (select min(deployed_at) from intermediate.int_deployments) "
+            "from intermediate.int_refresh_horizon"
+        ).fetchone()
+        rebuilt = (
+            f"everything ({reason})"
+            if is_full
+            else (f"from {horizon:%Y-%m-%d %H:%M} on (history from {first_day:%Y-%m-%d})")
+        )
         bound_started = time.perf_counter()
         con.execute(DAILY_METRICS).fetchall()
         dbt_bound = time.perf_counter() - bound_started
@@ -309,6 +319,7 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
         "dbt_bound": dbt_bound,
         "dbt_elapsed": dbt_elapsed,
         "dbt_slowest": dbt_slowest,
+        "dbt_rebuilt": rebuilt,
         "warehouse_mb": settings.duckdb_path.stat().st_size / 1e6,
         "peak_memory_mb": memory.peak_mb,
         "memory_at_peak": memory.at_peak,
@@ -382,6 +393,7 @@ def _print_refresh(title: str, r: dict) -> None:
         "and Dagster's events); "
         f"one-query bound {r['dbt_bound']:.2f} s: {dbt / max(r['dbt_bound'], 1e-3):.0f}x"
     )
+    print(f"      dbt rebuilt {r['dbt_rebuilt']}")
     print("      slowest dbt nodes: " + ", ".join(f"{node.split('.')[-1]} {t:.1f} s" for node, t in r["dbt_slowest"]))
     rest = {k: v for k, v in steps.items() if k not in (EXTRACTION_STEP, "dora_dbt_models")}
     overhead = r["outside_steps"]

@@ -12,8 +12,13 @@
     'overall': [],
 }[level] -%}
 {%- set keys = dims + ['period_start'] -%}
+{#- Incremental (macros/refresh_horizon.sql): the periods from the first one whose records changed
+    since this mart's last build are computed again. -#}
+-- depends_on: {{ ref('int_refresh_horizon') }}
+{{ config(**horizon_config('metrics', 'period_start', keys, grain=grain)) }}
+{%- set since = horizon_start('metrics', grain) if is_incremental() else none -%}
 with deployments as (
-    select * from {{ ref('int_deployments') }} where is_counted
+    select * from {{ ref('int_deployments') }} where is_counted {%- if since %} and deployed_at >= {{ since }}{% endif %}
 ),
 
 failures as (
@@ -21,7 +26,7 @@ failures as (
 ),
 
 changes as (
-    select * from {{ ref('int_changes') }} where deployment_id is not null
+    select * from {{ ref('int_changes') }} where deployment_id is not null {%- if since %} and deployed_at >= {{ since }}{% endif %}
 ),
 
 failed_deployments as (
@@ -64,7 +69,7 @@ recovery_buckets as (
         {{ duration_stats('recovery_time_seconds', 'recovery_time') }},
         {{ duration_stats('time_to_restore_seconds', 'time_to_restore') }}
     from failures
-    where resolved_at is not null
+    where resolved_at is not null {%- if since %} and resolved_at >= {{ since }}{% endif %}
     {{ group_by(dims | length + 1) }}
 ),
 
@@ -74,7 +79,7 @@ open_buckets as (
         {{ period_bucket(grain, 'detected_at') }} as period_start,
         count(*) as open_failures
     from failures
-    where resolved_at is null
+    where resolved_at is null {%- if since %} and detected_at >= {{ since }}{% endif %}
     {{ group_by(dims | length + 1) }}
 ),
 

@@ -2,16 +2,32 @@
 -- shipped it. Every duration is the plain arithmetic (negative and backlog values included), with
 -- the reason it is left out of the aggregates beside it (null when it counts): an analyst can
 -- always see and recompute what was excluded. Aggregates read `counted_duration(...)`.
-with links as (
+-- Incremental (macros/refresh_horizon.sql): a change whose times and shipping deployment all
+-- precede the horizon is kept; the others (the undeployed ones always) are linked again.
+-- depends_on: {{ ref('int_refresh_horizon') }}
+{{ config(**horizon_config('loads', horizon_anchor('changes'), 'change_id', buckets=['deployed_at'])) }}
+
+{%- set since = horizon_start('loads') if is_incremental() else none %}
+
+with changes as (
+    select * from {{ ref('int_changes_unioned') }} as unioned
+    {%- if since %}
+    where not exists (
+        select 1 from {{ this }} as kept
+        where kept.change_id = unioned.change_id and {{ horizon_anchor('changes') }} < {{ since }}
+    )
+    {%- endif %}
+),
+
+links as (
     select * from {{ ref('int_change_deployments') }}
+    {%- if since %}
+    where change_id in (select change_id from changes)
+    {%- endif %}
 ),
 
 deployments as (
     select * from {{ ref('int_deployments') }}
-),
-
-changes as (
-    select * from {{ ref('int_changes_unioned') }}
 ),
 
 teams as (

@@ -5,6 +5,13 @@
 -- they finished within `deployment_match_tolerance_seconds`. A Multitudes record replaced by a
 -- later one with the same commits and environment is a `duplicate` too. The kept deployment
 -- takes the fix, rollback and failure flags of its duplicates.
+-- Incremental (macros/refresh_horizon.sql): the deployments from the horizon on are classified
+-- again, matched against those within twice the tolerance before it.
+-- depends_on: {{ ref('int_refresh_horizon') }}
+{{ config(**horizon_config('loads', horizon_anchor('deployments'), 'deployment_id', buckets=['deployed_at'])) }}
+
+{%- set since = horizon_start('loads') if is_incremental() else none %}
+
 with unioned as (
     select
         *,
@@ -12,6 +19,10 @@ with unioned as (
             when 'gearset' then 1 when 'gitlab' then 2 when 'gearset_automation' then 3 else 4
         end as source_rank
     from {{ ref('int_deployments_unioned') }}
+    {%- if since %}
+    where deployed_at is null
+        or deployed_at >= {{ since }} - 2 * {{ var('deployment_match_tolerance_seconds') }} * interval '1 second'
+    {%- endif %}
 ),
 
 commits as (
@@ -105,6 +116,16 @@ first_counted as (
     select {{ first_by('deployment_id', ['deployed_at', 'deployment_id']) }} as deployment_id
     from classified
     where exclusion_reason is null
+    {%- if since %}
+        and deployed_at >= {{ since }}
+        {#- An environment with a counted deployment before the horizon has its first there. #}
+        and not exists (
+            select 1 from {{ this }} as kept
+            where kept.is_counted and kept.deployed_at < {{ since }}
+                and kept.service is not distinct from classified.service
+                and kept.environment is not distinct from classified.environment
+        )
+    {%- endif %}
     group by service, environment
 )
 
@@ -114,3 +135,6 @@ select
     exclusion_reason is null
         and deployment_id in (select deployment_id from first_counted) as is_first_counted_in_environment
 from classified
+{%- if since %}
+where {{ horizon_anchor('deployments') }} >= {{ since }}
+{%- endif %}

@@ -2,6 +2,13 @@
 -- (`explicit`), else the latest counted deployment of the service at or before detection within
 -- `failure_window_days` (`window`), else `none`. Recovery durations are computed here. A failure
 -- qualifies for the metrics when its service tracks failures and its severity passes the threshold.
+-- Incremental (macros/refresh_horizon.sql): failures are few, so every one is linked again and the
+-- ones at or after the horizon (the open ones always) replace their rows; the comparison of old
+-- and new rows tells the marts which periods changed.
+-- depends_on: {{ ref('int_refresh_horizon') }}
+{{ config(**horizon_config(
+    'loads', horizon_anchor('failures'), 'failure_id', buckets=['resolved_at', 'detected_at', 'caused_by_deployed_at'])) }}
+
 with unioned as (
     select * from {{ ref('int_failures_unioned') }}
 ),
@@ -55,6 +62,7 @@ linked as (
     left join windowed on unioned.failure_id = windowed.failure_id
 )
 
+select * from (
 select
     linked.failure_id,
     linked.source,
@@ -82,3 +90,7 @@ from linked
 left join deployments as cause on linked.caused_by_deployment_id = cause.deployment_id
 left join teams on linked.source_service = teams.service
 left join tracking on coalesce(cause.service, linked.source_service) = tracking.service
+) as failures
+{%- if is_incremental() %}
+where {{ horizon_anchor('failures') }} >= {{ horizon_start('loads') }}
+{%- endif %}

@@ -2,6 +2,9 @@
 -- review (opened -> merged), deploy (merged -> deployed). Lead time and its variants are the plain
 -- arithmetic, negative and backlog values included, with the reason each is left out of the
 -- aggregates beside it (null when it counts).
+-- Incremental like int_changes (macros/refresh_horizon.sql): the rows from the horizon on.
+-- depends_on: {{ ref('int_refresh_horizon') }}
+{{ config(**horizon_config('loads', horizon_anchor('changes'), 'change_id')) }}
 select
     change_id,
     source,
@@ -28,3 +31,6 @@ select
     merge_to_deploy_exclusion_reason,
     open_to_deploy_exclusion_reason
 from {{ ref('int_changes') }}
+{%- if is_incremental() %}
+where {{ horizon_anchor('changes') }} >= {{ horizon_start('loads') }}
+{%- endif %}

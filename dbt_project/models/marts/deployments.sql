@@ -1,4 +1,7 @@
 -- One row per deployment of every source: the drill-down behind deployment frequency.
+-- Incremental like int_deployments (macros/refresh_horizon.sql): the rows from the horizon on.
+-- depends_on: {{ ref('int_refresh_horizon') }}
+{{ config(**horizon_config('loads', horizon_anchor('deployments'), 'deployment_id')) }}
 select
     deployment_id,
     source,
@@ -20,3 +23,6 @@ select
     exclusion_reason,
     is_first_counted_in_environment
 from {{ ref('int_deployments') }}
+{%- if is_incremental() %}
+where {{ horizon_anchor('deployments') }} >= {{ horizon_start('loads') }}
+{%- endif %}

@@ -1,4 +1,7 @@
 -- One row per production failure with both recovery durations and how it was linked.
+-- Incremental like int_failures (macros/refresh_horizon.sql): the rows from the horizon on.
+-- depends_on: {{ ref('int_refresh_horizon') }}
+{{ config(**horizon_config('loads', horizon_anchor('failures'), 'failure_id')) }}
 select
     failure_id,
     source,
@@ -19,3 +22,6 @@ select
     recovery_time_seconds,
     time_to_restore_seconds
 from {{ ref('int_failures') }}
+{%- if is_incremental() %}
+where {{ horizon_anchor('failures') }} >= {{ horizon_start('loads') }}
+{%- endif %}

@@ -1,0 +1,103 @@
+"""dbt's incremental builds (macros/refresh_horizon.sql) against a whole rebuild of the same raw
+data: days of scheduled refreshes, each bringing new records and late updates to old ones (bugs
+and incidents resolved, merge requests deployed, Gearset's look-back read again), must leave every
+intermediate and mart table equal, row for row, to `dbt build --full-refresh`, and the marts equal
+to the simulator's ground truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+from warehouse_checks import differences
+
+from dora_pipeline.defs.warehouse.project import dbt_executable, dbt_vars, vars_argument
+from dora_pipeline.refresh import run_refresh
+from dora_pipeline.sandbox.world import DEFAULT_AS_OF
+from dora_pipeline.settings import DBT_PROJECT_DIR, Settings
+from dora_pipeline.sources.registry import enabled_sources
+from dora_pipeline.warehouse import dbt_environment
+
+# What a build records about itself, not about the records.
+BOOKKEEPING = {"dbt_refresh_state", "int_refresh_horizon"}
+
+
+def _horizon(path: Path) -> dict:
+    with duckdb.connect(str(path), read_only=True) as con:
+        cursor = con.execute("select * from intermediate.int_refresh_horizon")
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchall()[0], strict=True))
+
+
+def _rebuilt_whole(settings: Settings, copy: Path) -> Path:
+    """The build file copied and rebuilt from its raw tables by `dbt build --full-refresh`."""
+    shutil.copyfile(settings.build_path, copy)
+    env = {**os.environ, **dbt_environment(settings), "DORA_DBT_DUCKDB_PATH": str(copy)}
+    arguments = ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--quiet"]
+    arguments += ["--vars", vars_argument(dbt_vars(enabled_sources())), "--target-path", str(copy.parent / "target")]
+    done = subprocess.run([dbt_executable(), *arguments], cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
+    return copy
+
+
+def _differing_tables(incremental: Path, whole: Path) -> dict[str, tuple[int, int]]:
+    """Every intermediate and mart table whose rows differ: (rows only in the incremental build,
+    rows only in the whole one), duplicates counted."""
+    found = {}
+    with duckdb.connect(str(incremental), read_only=True) as con:
+        con.execute(f"attach '{whole}' as whole (read_only)")
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() "
+            "where database_name = current_database() and schema_name in ('intermediate', 'marts')"
+        ).fetchall()
+        assert len(tables) > 50
+        for schema, table in tables:
+            if table in BOOKKEEPING:
+                continue
+            mine, theirs = f"{schema}.{table}", f"whole.{schema}.{table}"
+            only_mine = con.execute(f"select count(*) from (from {mine} except all from {theirs})").fetchone()[0]
+            only_theirs = con.execute(f"select count(*) from (from {theirs} except all from {mine})").fetchone()[0]
+            if only_mine or only_theirs:
+                found[f"{schema}.{table}"] = (only_mine, only_theirs)
+    return found
+
+
+def test_incremental_builds_over_days_of_late_updates_equal_a_full_rebuild(
+    settings, sandbox, point_at_sandbox, tmp_path, monkeypatch
+):
+    days = [DEFAULT_AS_OF - timedelta(days=d) for d in (8, 3)] + [DEFAULT_AS_OF]
+    horizons = []
+    for as_of in days:
+        sandbox.set_as_of(as_of)
+        point_at_sandbox()
+        outcome = run_refresh(settings)
+        assert not outcome.failed_sources
+        horizons.append(_horizon(settings.build_path))
+
+    assert horizons[0]["full_rebuild_reason"] == "first build"
+    with duckdb.connect(str(settings.build_path), read_only=True) as con:
+        first_deployment = con.execute("select min(deployed_at) from intermediate.int_deployments").fetchone()[0]
+    for later in horizons[1:]:
+        assert not later["is_full"], later
+        # Each later build kept the rows before its horizon: months of history were not rebuilt.
+        assert later["horizon"] > first_deployment + timedelta(days=60), later
+    assert differences(settings.duckdb_path, sandbox.world.view(DEFAULT_AS_OF)) == []
+    assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "whole.duckdb")) == {}
+
+    # A new team for a service changes rows before any horizon: the next build rebuilds everything.
+    teams = {**sandbox.service_teams(), "checkout-web": "storefront"}
+    monkeypatch.setenv("DORA__SERVICE_TEAMS", json.dumps(teams))
+    outcome = run_refresh(settings)
+    assert not outcome.failed_sources
+    horizon = _horizon(settings.build_path)
+    assert horizon["is_full"] and horizon["full_rebuild_reason"] == "configuration, services or models changed"
+    with duckdb.connect(str(settings.build_path), read_only=True) as con:
+        assert con.execute("select distinct team from marts.deployments where service = 'checkout-web'").fetchall() == [
+            ("storefront",)
+        ]
+    assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "whole-2.duckdb")) == {}
