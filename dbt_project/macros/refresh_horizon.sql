@@ -139,19 +139,25 @@
         where model = '{{ this.identifier }}' and invocation_id = '{{ invocation_id }}')
 {%- endmacro %}
 
-{#- dlt's record of the loads into a source's raw schema. -#}
+{#- dlt's record of the loads into a source's raw schema, as a subquery: empty where the source
+    never finished a load (its first failed: dlt has not created the table). -#}
 {% macro dlt_loads(source_name) -%}
     {%- set any_table = {
         'gearset': 'deployments', 'gitlab': 'deployments', 'multitudes': 'deployments',
         'gitclear': 'pull_requests', 'gearset_automation': 'ci_job_runs'}[source_name] -%}
     {%- set raw = source(source_name, any_table) -%}
-    {{ return(api.Relation.create(database=raw.database, schema=raw.schema, identifier='_dlt_loads')) }}
+    {%- set loads = adapter.get_relation(database=raw.database, schema=raw.schema, identifier='_dlt_loads') if execute else none -%}
+    {%- if loads is not none -%}
+    (select load_id, status, inserted_at from {{ loads }})
+    {%- else -%}
+    (select cast(null as varchar) as load_id, 0 as status, cast(null as timestamp with time zone) as inserted_at where false)
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The loads into a source's raw schema that finished after the last build (in
     int_refresh_horizon, whose CTE `previous` holds that time). A load of records extracted
     before a crash and loaded on a later run counts by when it finished, not by its id. -#}
 {% macro new_loads(source_name) -%}
-    select load_id from {{ dlt_loads(source_name) }}
+    select load_id from {{ dlt_loads(source_name) }} as loads
     where status = 0 and inserted_at > (select loaded_through from previous)
 {%- endmacro %}

@@ -70,7 +70,7 @@ current_state as (
     select
         (select max(inserted_at) from (
             {%- for source_name in sources %}
-            select max(inserted_at) as inserted_at from {{ dlt_loads(source_name) }} where status = 0
+            select max(inserted_at) as inserted_at from {{ dlt_loads(source_name) }} as loads where status = 0
             {{- '\n            union all' if not loop.last }}
             {%- endfor %}
         ) as loads) as loaded_through,
@@ -79,7 +79,7 @@ current_state as (
         ), '')) as fingerprint
 ),
 
-new_times as (
+new_times (earliest) as (
     {%- set parts = [] %}
     {%- if 'gearset' in sources %}
     {%- do parts.append("
