@@ -16,7 +16,7 @@
 {#- on-run-start: the state table, when it does not exist yet. -#}
 {% macro create_refresh_state() -%}
     {%- set state = refresh_state_relation() -%}
-    create schema if not exists {{ state.include(identifier=false) }};
+    create schema if not exists {{ state.include(database=false, identifier=false) }};
     create table if not exists {{ state }} (
         model varchar,
         invocation_id varchar,
