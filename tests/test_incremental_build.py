@@ -90,14 +90,19 @@ def test_incremental_builds_over_days_of_late_updates_equal_a_full_rebuild(
     assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "whole.duckdb")) == {}
 
     # A new team for a service changes rows before any horizon: the next build rebuilds everything.
-    teams = {**sandbox.service_teams(), "checkout-web": "storefront"}
-    monkeypatch.setenv("DORA__SERVICE_TEAMS", json.dumps(teams))
-    outcome = run_refresh(settings)
-    assert not outcome.failed_sources
+    monkeypatch.setenv("DORA__SERVICE_TEAMS", json.dumps({**sandbox.service_teams(), "checkout-web": "storefront"}))
+    assert not run_refresh(settings).failed_sources
     horizon = _horizon(settings.build_path)
     assert horizon["is_full"] and horizon["full_rebuild_reason"] == "configuration, services or models changed"
     with duckdb.connect(str(settings.build_path), read_only=True) as con:
-        assert con.execute("select distinct team from marts.deployments where service = 'checkout-web'").fetchall() == [
-            ("storefront",)
-        ]
+        teams = con.execute("select distinct team from marts.deployments where service = 'checkout-web'").fetchall()
+    assert teams == [("storefront",)]
+
+    # A warehouse an earlier version built: no refresh state, and a table without a column added
+    # since. The next build takes the new column and rebuilds everything.
+    with duckdb.connect(str(settings.build_path)) as con:
+        con.execute("drop table intermediate.dbt_refresh_state")
+        con.execute("alter table intermediate.int_change_deployments drop column linked_at")
+    assert not run_refresh(settings).failed_sources
+    assert _horizon(settings.build_path)["full_rebuild_reason"] == "first build"
     assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "whole-2.duckdb")) == {}

@@ -33,7 +33,9 @@
 {% macro horizon_nothing() %}cast('9999-12-31' as timestamp){% endmacro %}
 
 {#- The config of a model built on a horizon (`loads` or `metrics`): its rows anchored at or after
-    the horizon are replaced. `buckets`: the metric times whose changes the marts are told of. -#}
+    the horizon are replaced. `buckets`: the metric times whose changes the marts are told of. A
+    table an earlier version built (without a column added since) takes the new rows' columns; with
+    no state of its own, it is then rebuilt whole. -#}
 {% macro horizon_config(horizon, anchor, unique_key, buckets=none, grain=none) -%}
     {{ return({
         'materialized': 'incremental',
@@ -44,6 +46,7 @@
         'horizon_grain': grain,
         'unique_key': unique_key,
         'post_hook': '{{ record_created_refresh_state() }}',
+        'on_schema_change': 'sync_all_columns',
     }) }}
 {%- endmacro %}
 
