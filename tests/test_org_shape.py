@@ -163,7 +163,9 @@ def test_the_command_line_takes_the_shape_and_refuses_two_counts(tmp_path):
     try:
         first_line = served.stdout.readline()
     finally:
-        served.terminate()
+        # It is the first line under test, not the shutdown: SIGKILL, since a SIGTERM once went
+        # unanswered for 30 s on a loaded CI machine.
+        served.kill()
         served.wait(timeout=30)
     first_day = (DEFAULT_AS_OF - timedelta(days=30)).date().isoformat()
     assert first_line.startswith(f"# sandbox: 9 services, history from {first_day} as of 2026-11-01"), first_line
