@@ -6,8 +6,9 @@ DuckDB lets one process write a file and dlt and dbt take turns at it. Publishin
 2. exports every table of the `marts` schema to Parquet in a new folder `exports/<stamp>/` and
    points the `exports/current` link at it with one atomic rename, so a reader of
    `exports/current/*.parquet` sees the previous set or the new one, never a mix;
-3. copies the build file beside the published one and renames it over `DORA_DUCKDB_PATH`, so a
-   reader holding the old file keeps reading it and the next connection opens the new one.
+3. copies the build file beside the published one (while step 2 runs: the disk copies, DuckDB
+   exports) and renames it over `DORA_DUCKDB_PATH`, so a reader holding the old file keeps reading
+   it and the next connection opens the new one.
 
 With PostgreSQL dbt builds into `build_<layer>` schemas. Publishing exports `build_marts` the
 same way, then renames every `<layer>` to `retired_<layer>` and `build_<layer>` to `<layer>` in one
@@ -21,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,23 +47,28 @@ def publish(settings: Settings) -> Publication:
     if settings.is_postgres:
         return _publish_schemas(settings)
     build = settings.build_path
-    with warehouse.build_file_lock(settings), duckdb.connect(str(build)) as con:
-        con.execute("checkpoint")
-        tables = [
-            t
-            for (t,) in con.execute(
-                "select table_name from duckdb_tables() where schema_name = 'marts' order by table_name"
-            ).fetchall()
-        ]
-        target = _new_export_set(settings)
-        counts = {}
-        for table in tables:
-            # COPY takes no bound parameter for its file: the path (from configuration) is a literal
-            relation = f"marts.{_identifier(table)}"
-            con.execute(f"copy {relation} to {_literal(str(target / (table + '.parquet')))} (format parquet)")
-            counts[table] = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
+    with warehouse.build_file_lock(settings):
+        with duckdb.connect(str(build)) as con:
+            con.execute("checkpoint")
+        # The file is complete and nothing writes it now: the disk copies it while DuckDB exports.
+        with ThreadPoolExecutor(max_workers=1) as copier, duckdb.connect(str(build), read_only=True) as con:
+            copied = copier.submit(_copy_beside, build, settings.duckdb_path)
+            tables = [
+                t
+                for (t,) in con.execute(
+                    "select table_name from duckdb_tables() where schema_name = 'marts' order by table_name"
+                ).fetchall()
+            ]
+            target = _new_export_set(settings)
+            counts = {}
+            for table in tables:
+                # COPY takes no bound parameter for its file: the path (from configuration) is a literal
+                relation = f"marts.{_identifier(table)}"
+                con.execute(f"copy {relation} to {_literal(str(target / (table + '.parquet')))} (format parquet)")
+                counts[table] = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
+            staging = copied.result()
     _point_current_at(settings.exports_dir, target)
-    _replace_file(build, settings.duckdb_path)
+    os.replace(staging, settings.duckdb_path)
     _prune(settings.exports_dir, keep=KEEP_EXPORT_SETS)
     return Publication(str(settings.duckdb_path), settings.exports_dir / "current", counts)
 
@@ -148,11 +155,13 @@ def _point_current_at(exports: Path, target: Path) -> None:
     os.replace(link, exports / "current")
 
 
-def _replace_file(source: Path, published: Path) -> None:
+def _copy_beside(source: Path, published: Path) -> Path:
+    """A copy of `source` beside `published`, to be renamed over it (a rename within a folder is
+    atomic); clean_debris removes one a killed refresh left."""
     published.parent.mkdir(parents=True, exist_ok=True)
     staging = published.with_name(f".{published.name}.{os.getpid()}.tmp")
     shutil.copyfile(source, staging)
-    os.replace(staging, published)
+    return staging
 
 
 def clean_debris(settings: Settings) -> None:
