@@ -24,24 +24,29 @@ from dora_pipeline.sources.registry import enabled_sources
 from dora_pipeline.warehouse import dbt_environment
 
 # What a build records about itself, not about the records.
-BOOKKEEPING = {"dbt_refresh_state", "int_refresh_horizon"}
+BOOKKEEPING = {"dbt_refresh_state", "int_refresh_loads", "int_refresh_horizon"}
 
 
-def _horizon(path: Path) -> dict:
+def _horizon(path: Path, model: str = "int_refresh_horizon") -> dict:
     with duckdb.connect(str(path), read_only=True) as con:
-        cursor = con.execute("select * from intermediate.int_refresh_horizon")
+        cursor = con.execute(f"select * from intermediate.{model}")
         names = [d[0] for d in cursor.description]
         return dict(zip(names, cursor.fetchall()[0], strict=True))
+
+
+def _dbt_build(settings: Settings, path: Path, *arguments: str) -> None:
+    """`dbt build` of the warehouse file at `path` with the refresh's configuration."""
+    env = {**os.environ, **dbt_environment(settings), "DORA_DBT_DUCKDB_PATH": str(path)}
+    command = [dbt_executable(), "build", *arguments, "--exclude-resource-type", "unit_test", "--quiet"]
+    command += ["--vars", vars_argument(dbt_vars(enabled_sources())), "--target-path", str(path.parent / "target")]
+    done = subprocess.run(command, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-3000:]
 
 
 def _rebuilt_whole(settings: Settings, copy: Path) -> Path:
     """The build file copied and rebuilt from its raw tables by `dbt build --full-refresh`."""
     shutil.copyfile(settings.build_path, copy)
-    env = {**os.environ, **dbt_environment(settings), "DORA_DBT_DUCKDB_PATH": str(copy)}
-    arguments = ["build", "--full-refresh", "--exclude-resource-type", "unit_test", "--quiet"]
-    arguments += ["--vars", vars_argument(dbt_vars(enabled_sources())), "--target-path", str(copy.parent / "target")]
-    done = subprocess.run([dbt_executable(), *arguments], cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-3000:]
+    _dbt_build(settings, copy, "--full-refresh")
     return copy
 
 
@@ -78,6 +83,7 @@ def test_incremental_builds_over_days_of_late_updates_equal_a_full_rebuild(
         outcome = run_refresh(settings)
         assert not outcome.failed_sources
         horizons.append(_horizon(settings.build_path))
+        assert _horizon(settings.build_path, "int_refresh_loads")["horizon"] == horizons[-1]["horizon"]
 
     assert horizons[0]["full_rebuild_reason"] == "first build"
     with duckdb.connect(str(settings.build_path), read_only=True) as con:
@@ -88,6 +94,27 @@ def test_incremental_builds_over_days_of_late_updates_equal_a_full_rebuild(
         assert later["horizon"] > first_deployment + timedelta(days=60), later
     assert differences(settings.duckdb_path, sandbox.world.view(DEFAULT_AS_OF)) == []
     assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "whole.duckdb")) == {}
+
+    # Gearset stops recording bugs for the pipelines of a service only it tracks failures for: every
+    # day of that service's history changes (its failure metrics become null), yet no record before
+    # the horizon was loaded again. The per-source models stay incremental; the unified ones and
+    # the marts are rebuilt whole, and equal a whole rebuild.
+    with duckdb.connect(str(settings.build_path)) as con:
+        pipelines = con.execute(
+            "select keys.service_key from intermediate.int_service_keys as keys "
+            "inner join intermediate.int_failure_tracking as tracking on keys.service = tracking.service "
+            "where keys.source = 'gearset' and tracking.tracking_basis = 'recorded by gearset'"
+        ).fetchall()
+        assert pipelines
+        tracked = "bugs_tracked and pipeline_id in (" + ", ".join(f"'{p}'" for (p,) in pipelines) + ")"
+        flipped = [i for (i,) in con.execute(f"select id from raw_gearset.deployments where {tracked}").fetchall()]
+        con.execute(f"update raw_gearset.deployments set bugs_tracked = false where {tracked}")
+    _dbt_build(settings, settings.build_path)
+    assert _horizon(settings.build_path)["full_rebuild_reason"] == "failure tracking changed"
+    assert not _horizon(settings.build_path, "int_refresh_loads")["is_full"]
+    assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "untracked.duckdb")) == {}
+    with duckdb.connect(str(settings.build_path)) as con:
+        con.executemany("update raw_gearset.deployments set bugs_tracked = true where id = ?", [[i] for i in flipped])
 
     # A new team for a service changes rows before any horizon: the next build rebuilds everything.
     monkeypatch.setenv("DORA__SERVICE_TEAMS", json.dumps({**sandbox.service_teams(), "checkout-web": "storefront"}))

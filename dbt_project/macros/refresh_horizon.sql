@@ -1,9 +1,10 @@
 {#- Incremental builds on a horizon. A scheduled refresh brings a day of new records and the
     sources' look-backs, yet every record before some time is exactly what the last build saw.
-    `int_refresh_horizon` finds that time from the loads dlt finished since the last build; the
-    heavy intermediate models (`horizon='loads'`) keep their rows anchored before it and rebuild the
-    rest, and the metric marts (`horizon='metrics'`) rebuild the periods from the earliest one whose
-    records changed. The state of every such build is a row of `dbt_refresh_state`, written in the
+    `int_refresh_loads` finds that time from the loads dlt finished since the last build; the heavy
+    per-source models (`horizon='sources'`) keep their rows anchored before it and rebuild the rest,
+    and so do the unified models (`horizon='loads'`) on `int_refresh_horizon`, the same time unless
+    failure tracking changed. The metric marts (`horizon='metrics'`) rebuild the periods from the
+    earliest one whose records changed. The state of every such build is a row of `dbt_refresh_state`, written in the
     build's own transaction, so a failed build leaves the previous state and the next build
     redoes its work. -#}
 
@@ -28,11 +29,33 @@
     )
 {%- endmacro %}
 
+{#- The models built on a horizon of one of `kinds` (`sources`, `loads`, `metrics`), by name. -#}
+{% macro horizon_models(kinds) -%}
+    {%- set names = [] -%}
+    {%- if execute -%}
+        {%- for node in graph.nodes.values() | sort(attribute='name') if node.resource_type == 'model' -%}
+            {%- if node.config.get('horizon') in kinds %}{% do names.append(node.name) %}{% endif -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {{ return(names) }}
+{%- endmacro %}
+
+{#- Names as an SQL list of string literals, for `in (...)`; `null` (matching nothing) when empty. -#}
+{% macro quoted_list(names) -%}
+    {%- if names -%}'{{ names | join("', '") }}'{%- else -%}null{%- endif -%}
+{%- endmacro %}
+
+{#- The one-row model that holds the horizon of a model's kind. A hook is parsed without the
+    model's config (no kind): it names the loads' row, upstream of every model on a horizon. -#}
+{% macro horizon_relation(kind) -%}
+    {{ return(ref('int_refresh_horizon') if kind in ('loads', 'metrics') else ref('int_refresh_loads')) }}
+{%- endmacro %}
+
 {#- The earliest and latest timestamps the horizons use: "everything" and "nothing". -#}
 {% macro horizon_everything() %}cast('1900-01-01' as timestamp){% endmacro %}
 {% macro horizon_nothing() %}cast('9999-12-31' as timestamp){% endmacro %}
 
-{#- The config of a model built on a horizon (`loads` or `metrics`): its rows anchored at or after
+{#- The config of a model built on a horizon (`sources`, `loads` or `metrics`): its rows anchored at or after
     the horizon are replaced. `buckets`: the metric times whose changes the marts are told of. A
     table an earlier version built (without a column added since) takes the new rows' columns; with
     no state of its own, it is then rebuilt whole. -#}
@@ -52,22 +75,24 @@
 
 {#- The time that anchors a row of the unified records: a row whose anchor precedes the horizon is
     kept. A change not yet deployed and a failure still open are anchored at "nothing" (always
-    rebuilt); a change or failure also moves with its deployment's time. -#}
+    rebuilt); a change or failure also moves with its deployment's time. A source's change before
+    it is linked (`source_changes`) moves with its own times. -#}
 {% macro horizon_anchor(entity) -%}
     {%- set nothing = horizon_nothing() -%}
     {{ return({
         'deployments': 'coalesce(deployed_at, ' ~ nothing ~ ')',
         'changes': 'greatest(coalesce(deployed_at, ' ~ nothing ~ '), first_commit_at, opened_at, merged_at)',
         'failures': 'greatest(detected_at, coalesce(resolved_at, ' ~ nothing ~ '), caused_by_deployed_at)',
+        'source_changes': 'greatest(first_commit_at, opened_at, merged_at)',
     }[entity]) }}
 {%- endmacro %}
 
-{#- The time from which a model rebuilds its rows: for `loads` the horizon of the loads since the
-    last build, for `metrics` the first period whose records changed since this mart's last build
+{#- The time from which a model rebuilds its rows: for `sources` and `loads` the horizon of the
+    loads since the last build, for `metrics` the first period whose records changed since this mart's last build
     (every period when the configuration changed or the intermediate models were rebuilt whole). -#}
 {% macro horizon_start(kind, grain=none) -%}
-    {%- if kind == 'loads' -%}
-    (select horizon from {{ ref('int_refresh_horizon') }})
+    {%- if kind in ('sources', 'loads') -%}
+    (select horizon from {{ horizon_relation(kind) }})
     {%- else -%}
     {%- set state = refresh_state_relation() -%}
     {%- set own = "(select max(built_at) from " ~ state ~ " where model = '" ~ this.identifier ~ "')" -%}
@@ -104,15 +129,21 @@
     {%- set old_rows = 'select ' ~ columns ~ ' from ' ~ arg_dict['target_relation'] ~ ' as current_rows where ' ~ replaced -%}
     {%- set new_rows = 'select ' ~ columns ~ ' from ' ~ batch -%}
     {%- set buckets = config.get('horizon_buckets') -%}
+    {#- A full rebuild (the horizon is everything) replaces every row, and every period changed:
+        nothing to compare. -#}
+    {%- set horizon = run_query('select is_full from ' ~ horizon_relation(config.get('horizon'))) if execute else none -%}
+    {%- set is_full = horizon is not none and horizon.columns[0].values() | first -%}
     {#- The state row goes first where it compares the old rows with the new, last where the
         horizon reads this model's own last state (a mart's). -#}
-    {%- if buckets -%}
+    {%- if buckets and is_full -%}
+    {{ record_refresh_state(horizon_everything()) }};
+    {% elif buckets -%}
     {%- set earliest = buckets[0] if buckets | length == 1 else 'least(' ~ buckets | join(', ') ~ ')' -%}
     {{ record_refresh_state(
         '(select min(' ~ earliest ~ ') from ((' ~ old_rows ~ ' except all ' ~ new_rows ~ ') union all ('
         ~ new_rows ~ ' except all ' ~ old_rows ~ ')) as changed)') }};
     {% endif -%}
-    delete from {{ arg_dict['target_relation'] }} as current_rows where {{ replaced }};
+    delete from {{ arg_dict['target_relation'] }} as current_rows{% if not is_full %} where {{ replaced }}{% endif %};
     insert into {{ arg_dict['target_relation'] }} ({{ columns }}) {{ new_rows }}
     {%- if not buckets %};
     {{ record_refresh_state('cast(null as timestamp)') }}
@@ -125,7 +156,7 @@
     select
         '{{ this.identifier }}', '{{ invocation_id }}', now(), horizon.loaded_through, horizon.fingerprint,
         horizon.is_full, {{ changed_from }}
-    from {{ ref('int_refresh_horizon') }} as horizon
+    from {{ horizon_relation(config.get('horizon')) }} as horizon
 {%- endmacro %}
 
 {#- post-hook: the state row of a model created whole (its first build, --full-refresh), when the
@@ -136,7 +167,7 @@
     select
         '{{ this.identifier }}', '{{ invocation_id }}', now(), horizon.loaded_through, horizon.fingerprint,
         true, {{ horizon_everything() }}
-    from {{ ref('int_refresh_horizon') }} as horizon
+    from {{ horizon_relation(config.get('horizon')) }} as horizon
     where not exists (
         select 1 from {{ state }}
         where model = '{{ this.identifier }}' and invocation_id = '{{ invocation_id }}')
@@ -158,7 +189,7 @@
 {%- endmacro %}
 
 {#- The loads into a source's raw schema that finished after the last build (in
-    int_refresh_horizon, whose CTE `previous` holds that time). A load of records extracted
+    int_refresh_loads, whose CTE `previous` holds that time). A load of records extracted
     before a crash and loaded on a later run counts by when it finished, not by its id. -#}
 {% macro new_loads(source_name) -%}
     select load_id from {{ dlt_loads(source_name) }} as loads

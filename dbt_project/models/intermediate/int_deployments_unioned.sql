@@ -1,4 +1,6 @@
 -- Every enabled source's deployments in the unified shape, one union.
+-- A view: its readers select the rows of the horizon, and the filter reaches each source's table.
+{{ config(materialized='view') }}
 {{ union_sources('deployments', {
     'deployment_id': 'varchar', 'source': 'varchar', 'source_deployment_id': 'varchar', 'service': 'varchar',
     'environment': 'varchar', 'is_production': 'boolean', 'status': 'varchar', 'deployed_at': 'timestamp',

@@ -1,177 +1,54 @@
--- The horizon of this build (one row; see macros/refresh_horizon.sql): every deployment, change,
--- link and failure whose times all fall before it is what the last build saw, so the models
--- built on it keep those rows and rebuild the rest.
---
--- It is the earliest time on any raw record that dlt loaded since the last build (a record's
--- own times, its deployment's, and for Multitudes the records it may supersede), less the failure
--- window (a failure links to the deployments of the days before it) and the match tolerance (a
--- deployment is matched with another tool's within it). Everything is rebuilt on the first
--- build, when the configuration, the services, their environments or failure tracking, or the
--- models' code changed, and every `full_rebuild_days` days whatever happens.
+-- The horizon of this build for the unified models and the marts (one row; see
+-- macros/refresh_horizon.sql): the horizon of the loads (`int_refresh_loads`), or everything when
+-- failure tracking changed since those models were last built (it decides which deployments and
+-- failures count, for every day of a service's history).
 {{ config(materialized='table') }}
 
-{#- Every model built on this horizon; the earliest of their last builds decides what is new. #}
-{%- set horizon_models = [] %}
 {%- set state = refresh_state_relation() %}
-{%- set sources = var('dora_sources') %}
-{%- set checksums = [] %}
-{%- if execute %}
-    {%- for node in graph.nodes.values() | sort(attribute='unique_id') if node.resource_type == 'model' %}
-        {%- do checksums.append(node.name ~ '=' ~ node.checksum.checksum) %}
-        {%- if node.config.get('horizon') == 'loads' %}{% do horizon_models.append(node.name) %}{% endif %}
-    {%- endfor %}
-{%- endif %}
-{%- set configuration = tojson({
-    'sources': sources,
-    'deployment_match_tolerance_seconds': var('deployment_match_tolerance_seconds'),
-    'failure_window_days': var('failure_window_days'),
-    'failure_severity_threshold': var('failure_severity_threshold'),
-    'service_teams': var('service_teams', {}),
-    'service_failure_tracking': var('service_failure_tracking', {}),
-    'service_identifiers': var('service_identifiers', []),
-    'models': checksums | join(','),
-}, sort_keys=true) %}
+{%- set unified_models = horizon_models(['loads']) %}
 
-
-with latest as (
-    select model, max(built_at) as built_at from {{ state }} group by model
+with loads as (
+    select * from {{ ref('int_refresh_loads') }}
 ),
 
-previous as (
-    select
-        count(*) as models_with_state,
-        min(state.loaded_through) as loaded_through,
-        count(distinct state.fingerprint) as fingerprints,
-        min(state.fingerprint) as fingerprint
-    from latest
-    inner join {{ state }} as state on latest.model = state.model and latest.built_at = state.built_at
-    where latest.model in ('{{ horizon_models | join("', '") }}')
-),
-
-last_full as (
-    select min(built_at) as built_at from (
-        select model, max(built_at) as built_at from {{ state }}
-        where is_full and model in ('{{ horizon_models | join("', '") }}')
-        group by model
-    ) as per_model
-),
-
-dimensions as (
-    {%- set dimension_models = ['int_service_keys', 'int_failure_tracking'] %}
-    {%- if 'gearset' in sources %}{% do dimension_models.append('stg_gearset__environments') %}{% endif %}
-    {%- if 'gitlab' in sources %}{% do dimension_models.append('stg_gitlab__environments') %}{% endif %}
-    {%- for name in dimension_models %}
-    select '{{ name }}' as relation, cast(dimension_row as varchar) as row_text from {{ ref(name) }} as dimension_row
-    {{- '\n    union all' if not loop.last }}
-    {%- endfor %}
+tracking as (
+    select {{ dbt.listagg('cast(tracking as varchar)', "'|'", "order by service") }} as rows_text
+    from {{ ref('int_failure_tracking') }} as tracking
 ),
 
 current_state as (
-    select
-        (select max(inserted_at) from (
-            {%- for source_name in sources %}
-            select max(inserted_at) as inserted_at from {{ dlt_loads(source_name) }} as loads where status = 0
-            {{- '\n            union all' if not loop.last }}
-            {%- endfor %}
-        ) as loads) as loaded_through,
-        md5('{{ configuration | replace("'", "''") }}' || coalesce((
-            select {{ dbt.listagg('relation || row_text', "'|'", "order by relation, row_text") }} from dimensions
-        ), '')) as fingerprint
+    select md5(loads.fingerprint || coalesce((select rows_text from tracking), '')) as fingerprint
+    from loads
 ),
 
-new_times (earliest) as (
-    {%- set parts = [] %}
-    {%- if 'gearset' in sources %}
-    {%- do parts.append("
-    select " ~ utc('deployments.date') ~ " as earliest
-    from " ~ source('gearset', 'deployments') ~ " as deployments
-    where deployments._dlt_load_id in (" ~ new_loads('gearset') ~ ")") %}
-    {%- do parts.append("
-    select least(" ~ utc('pull_requests.created_at') ~ ", " ~ utc('pull_requests.merged_at') ~ ", "
-        ~ utc('pull_requests.first_commit_date') ~ ", " ~ utc('deployments.date') ~ ")
-    from " ~ source('gearset', 'deployment_pull_requests') ~ " as pull_requests
-    left join " ~ source('gearset', 'deployments') ~ " as deployments on pull_requests.deployment_id = deployments.id
-    where pull_requests._dlt_load_id in (" ~ new_loads('gearset') ~ ")") %}
-    {%- do parts.append("
-    select least(" ~ utc('bugs.identified_at') ~ ", " ~ utc('bugs.resolved_at') ~ ", " ~ utc('deployments.date') ~ ")
-    from " ~ source('gearset', 'reported_bugs') ~ " as bugs
-    left join " ~ source('gearset', 'deployments') ~ " as deployments on bugs.deployment_id = deployments.id
-    where bugs._dlt_load_id in (" ~ new_loads('gearset') ~ ")") %}
-    {%- endif %}
-    {%- if 'gitlab' in sources %}
-    {%- do parts.append("
-    select least(" ~ utc('created_at') ~ ", " ~ utc('updated_at') ~ ", " ~ utc('finished_at') ~ ")
-    from " ~ source('gitlab', 'deployments') ~ "
-    where _dlt_load_id in (" ~ new_loads('gitlab') ~ ")") %}
-    {%- do parts.append("
-    select least(" ~ utc('merge_requests.created_at') ~ ", " ~ utc('merge_requests.merged_at') ~ ", "
-        ~ utc('deployments.created_at') ~ ", " ~ utc('deployments.updated_at') ~ ", " ~ utc('deployments.finished_at') ~ ")
-    from " ~ source('gitlab', 'deployment_merge_requests') ~ " as merge_requests
-    left join " ~ source('gitlab', 'deployments') ~ " as deployments on merge_requests.deployment_id = deployments.id
-    where merge_requests._dlt_load_id in (" ~ new_loads('gitlab') ~ ")") %}
-    {%- do parts.append("
-    select least(" ~ utc('created_at') ~ ", " ~ utc('merged_at') ~ ", " ~ utc('first_commit_at') ~ ")
-    from " ~ source('gitlab', 'merge_requests') ~ "
-    where _dlt_load_id in (" ~ new_loads('gitlab') ~ ")") %}
-    {%- do parts.append("
-    select least(" ~ utc('created_at') ~ ", " ~ utc('closed_at') ~ ")
-    from " ~ source('gitlab', 'incidents') ~ "
-    where _dlt_load_id in (" ~ new_loads('gitlab') ~ ")") %}
-    {%- endif %}
-    {%- if 'multitudes' in sources %}
-    {#- A Multitudes record supersedes the earlier ones with its commits and environment. #}
-    {%- do parts.append("
-    select least(" ~ utc('loaded.deployed_at') ~ ", " ~ utc('loaded.created_at') ~ ", " ~ utc('same.deployed_at') ~ ")
-    from " ~ source('multitudes', 'deployments') ~ " as loaded
-    left join " ~ source('multitudes', 'deployments') ~ " as same
-        on same.environment_name = loaded.environment_name
-        and " ~ sorted_list(json_string_list('same.commit_shas')) ~ " = " ~ sorted_list(json_string_list('loaded.commit_shas')) ~ "
-    where loaded._dlt_load_id in (" ~ new_loads('multitudes') ~ ")") %}
-    {%- endif %}
-    {%- if 'gitclear' in sources %}
-    {%- do parts.append("
-    select least(" ~ utc('created_at') ~ ", " ~ utc('merged_at') ~ ", " ~ utc('first_commit_at') ~ ")
-    from " ~ source('gitclear', 'pull_requests') ~ "
-    where _dlt_load_id in (" ~ new_loads('gitclear') ~ ")") %}
-    {%- endif %}
-    {%- if 'gearset_automation' in sources %}
-    {%- do parts.append("
-    select least(" ~ utc('start_time') ~ ", " ~ utc('end_time') ~ ")
-    from " ~ source('gearset_automation', 'ci_job_runs') ~ "
-    where _dlt_load_id in (" ~ new_loads('gearset_automation') ~ ")") %}
-    {%- endif %}
-    {%- if parts %}{{ parts | join('\n    union all') }}{% else %}select cast(null as timestamp) as earliest where false{% endif %}
+previous as (
+    select count(distinct state.fingerprint) as fingerprints, min(state.fingerprint) as fingerprint
+    from (select model, max(built_at) as built_at from {{ state }} group by model) as latest
+    inner join {{ state }} as state on latest.model = state.model and latest.built_at = state.built_at
+    where latest.model in ({{ quoted_list(unified_models) }})
 ),
 
 decided as (
     select
-        current_state.loaded_through,
-        current_state.fingerprint,
-        case
-            when previous.models_with_state < {{ horizon_models | length }} then 'first build'
-            when previous.fingerprints > 1 or previous.fingerprint <> current_state.fingerprint
-                then 'configuration, services or models changed'
-            when last_full.built_at is null
-                or last_full.built_at < now() - {{ var('full_rebuild_days') }} * interval '1 day'
-                then 'periodic full rebuild'
-        end as full_rebuild_reason,
-        (select min(earliest) from new_times) as earliest_new
-    from current_state
+        loads.*,
+        current_state.fingerprint as unified_fingerprint,
+        coalesce(
+            loads.full_rebuild_reason,
+            case
+                when previous.fingerprints > 1 or previous.fingerprint <> current_state.fingerprint
+                    then 'failure tracking changed'
+            end
+        ) as reason
+    from loads
+    cross join current_state
     cross join previous
-    cross join last_full
 )
 
 select
     loaded_through,
-    fingerprint,
-    full_rebuild_reason is not null as is_full,
-    full_rebuild_reason,
+    unified_fingerprint as fingerprint,
+    reason is not null as is_full,
+    reason as full_rebuild_reason,
     earliest_new,
-    case
-        when full_rebuild_reason is not null then {{ horizon_everything() }}
-        when earliest_new is null then {{ horizon_nothing() }}
-        else earliest_new
-            - {{ var('failure_window_days') }} * interval '1 day'
-            - {{ var('deployment_match_tolerance_seconds') }} * interval '1 second'
-    end as horizon
+    case when reason is not null then {{ horizon_everything() }} else horizon end as horizon
 from decided

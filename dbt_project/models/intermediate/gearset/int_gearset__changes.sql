@@ -1,25 +1,45 @@
 -- Gearset feature pull requests that merged: the changes of a pipeline. Gearset reports them
 -- only inside deployments, so every change here has been promoted at least once.
-with pull_requests as (
-    select * from {{ ref('stg_gearset__deployment_pull_requests') }}
+-- Incremental (macros/refresh_horizon.sql): a pull request's row loaded again sets the horizon at
+-- or before its times. So a change is kept when its times all precede the horizon, and rebuilt
+-- from all its rows when any of its rows has a time from the horizon on: a new row can only lower
+-- a change's times to a time at or after the horizon.
+-- depends_on: {{ ref('int_refresh_loads') }}
+{{ config(**horizon_config('sources', horizon_anchor('source_changes'), 'change_id')) }}
+
+{%- set since = horizon_start('sources') if is_incremental() else none %}
+
+with deployments as (
+    select * from {{ ref('stg_gearset__deployments') }}
 ),
 
-deployments as (
-    select * from {{ ref('stg_gearset__deployments') }}
+all_pull_requests as (
+    select pull_requests.*, deployments.pipeline_id
+    from {{ ref('stg_gearset__deployment_pull_requests') }} as pull_requests
+    inner join deployments on pull_requests.deployment_id = deployments.deployment_id
+    where pull_requests.merged_at is not null
+),
+
+pull_requests as (
+    select * from all_pull_requests
+    {%- if since %}
+    where (pipeline_id, pull_request_number) in (
+        select pipeline_id, pull_request_number from all_pull_requests
+        where greatest(opened_at, merged_at, first_commit_at) >= {{ since }}
+    )
+    {%- endif %}
 ),
 
 per_pipeline as (
     select
-        deployments.pipeline_id,
-        pull_requests.pull_request_number,
-        {{ dbt.any_value('pull_requests.title') }} as title,
-        min(pull_requests.opened_at) as opened_at,
-        min(pull_requests.merged_at) as merged_at,
-        min(pull_requests.first_commit_at) as first_commit_at
+        pipeline_id,
+        pull_request_number,
+        {{ dbt.any_value('title') }} as title,
+        min(opened_at) as opened_at,
+        min(merged_at) as merged_at,
+        min(first_commit_at) as first_commit_at
     from pull_requests
-    inner join deployments on pull_requests.deployment_id = deployments.deployment_id
-    where pull_requests.merged_at is not null
-    group by deployments.pipeline_id, pull_requests.pull_request_number
+    group by pipeline_id, pull_request_number
 )
 
 select
