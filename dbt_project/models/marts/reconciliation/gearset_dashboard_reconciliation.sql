@@ -7,8 +7,20 @@
 -- mean over deployments. Ours: dora_metrics_daily (median and mean lead time from first commit,
 -- backlog excluded; every severity unless `failure_severity_threshold`; recovery bucketed by
 -- resolution day).
+-- Incremental (macros/refresh_horizon.sql): every record of a day that ends before the horizon is
+-- what the last build saw, so the days from the horizon's on are computed again.
+-- depends_on: {{ ref('int_refresh_horizon') }}
+{%- set day_end = "cast(metric_date as timestamp) + interval '1 day'" %}
+{{ config(**horizon_config('loads', day_end, ['service', 'environment', 'metric_date'])) }}
+
+{%- set since = horizon_start('loads') if is_incremental() else none %}
+
 with deployments as (
-    select * from {{ ref('int_deployments') }} where source = 'gearset' and is_counted
+    select * from {{ ref('int_deployments') }}
+    where source = 'gearset' and is_counted
+    {%- if since %}
+        and cast(cast(deployed_at as date) as timestamp) + interval '1 day' >= {{ since }}
+    {%- endif %}
 ),
 
 pull_requests as (
@@ -64,6 +76,9 @@ gearset_way as (
 
 ours as (
     select * from {{ ref('dora_metrics_daily') }}
+    {%- if since %}
+    where {{ day_end }} >= {{ since }}
+    {%- endif %}
 )
 
 select
