@@ -95,26 +95,37 @@ def test_incremental_builds_over_days_of_late_updates_equal_a_full_rebuild(
     assert differences(settings.duckdb_path, sandbox.world.view(DEFAULT_AS_OF)) == []
     assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "whole.duckdb")) == {}
 
-    # Gearset stops recording bugs for the pipelines of a service only it tracks failures for: every
-    # day of that service's history changes (its failure metrics become null), yet no record before
-    # the horizon was loaded again. The per-source models stay incremental; the unified ones and
-    # the marts are rebuilt whole, and equal a whole rebuild.
+    # Gearset stops recording bugs for the pipelines of services only it tracks failures for: every
+    # day of those services' history changes (their failure metrics become null), yet no record
+    # before the horizon was loaded again. The per-source models stay incremental; the unified ones
+    # and the marts are rebuilt whole.
+    def tracked_days(services: list[str]) -> int:
+        with duckdb.connect(str(settings.build_path), read_only=True) as con:
+            return con.execute(
+                "select count(*) from marts.dora_metrics_daily "
+                "where change_failure_rate is not null and list_contains(?, service)",
+                [services],
+            ).fetchone()[0]
+
     with duckdb.connect(str(settings.build_path)) as con:
-        pipelines = con.execute(
-            "select keys.service_key from intermediate.int_service_keys as keys "
+        keys = con.execute(
+            "select keys.service, keys.service_key from intermediate.int_service_keys as keys "
             "inner join intermediate.int_failure_tracking as tracking on keys.service = tracking.service "
             "where keys.source = 'gearset' and tracking.tracking_basis = 'recorded by gearset'"
         ).fetchall()
-        assert pipelines
-        tracked = "bugs_tracked and pipeline_id in (" + ", ".join(f"'{p}'" for (p,) in pipelines) + ")"
-        flipped = [i for (i,) in con.execute(f"select id from raw_gearset.deployments where {tracked}").fetchall()]
-        con.execute(f"update raw_gearset.deployments set bugs_tracked = false where {tracked}")
+        services, pipelines = sorted({s for s, _ in keys}), [p for _, p in keys]
+        tracked = "bugs_tracked and list_contains(?, pipeline_id)"  # the pipelines of those services
+        (flipped,) = con.execute(
+            f"select list(id) from raw_gearset.deployments where {tracked}", [pipelines]
+        ).fetchone()
+        con.execute(f"update raw_gearset.deployments set bugs_tracked = false where {tracked}", [pipelines])
+    assert tracked_days(services) > 60
     _dbt_build(settings, settings.build_path)
     assert _horizon(settings.build_path)["full_rebuild_reason"] == "failure tracking changed"
     assert not _horizon(settings.build_path, "int_refresh_loads")["is_full"]
-    assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "untracked.duckdb")) == {}
+    assert tracked_days(services) == 0
     with duckdb.connect(str(settings.build_path)) as con:
-        con.executemany("update raw_gearset.deployments set bugs_tracked = true where id = ?", [[i] for i in flipped])
+        con.execute("update raw_gearset.deployments set bugs_tracked = true where list_contains(?, id)", [flipped])
 
     # A new team for a service changes rows before any horizon: the next build rebuilds everything.
     monkeypatch.setenv("DORA__SERVICE_TEAMS", json.dumps({**sandbox.service_teams(), "checkout-web": "storefront"}))
