@@ -4,9 +4,9 @@
     per-source models (`horizon='sources'`) keep their rows anchored before it and rebuild the rest,
     and so do the unified models (`horizon='loads'`) on `int_refresh_horizon`, the same time unless
     failure tracking changed. The metric marts (`horizon='metrics'`) rebuild the periods from the
-    earliest one whose records changed. The state of every such build is a row of `dbt_refresh_state`, written in the
-    build's own transaction, so a failed build leaves the previous state and the next build
-    redoes its work. -#}
+    earliest one whose records changed. The state of every such build is a row of
+    `dbt_refresh_state`, written in the build's own transaction, so a failed build leaves the
+    previous state and the next build redoes its work. -#}
 
 {% macro refresh_state_relation() -%}
     {{ return(api.Relation.create(
@@ -40,6 +40,14 @@
     {{ return(names) }}
 {%- endmacro %}
 
+{#- Each model's last state row, as a subquery with the state table's columns. -#}
+{% macro latest_refresh_state() -%}
+    {%- set state = refresh_state_relation() -%}
+    (select state.*
+     from (select model, max(built_at) as built_at from {{ state }} group by model) as latest
+     inner join {{ state }} as state on latest.model = state.model and latest.built_at = state.built_at)
+{%- endmacro %}
+
 {#- Names as an SQL list of string literals, for `in (...)`; `null` (matching nothing) when empty. -#}
 {% macro quoted_list(names) -%}
     {%- if names -%}'{{ names | join("', '") }}'{%- else -%}null{%- endif -%}
@@ -55,8 +63,8 @@
 {% macro horizon_everything() %}cast('1900-01-01' as timestamp){% endmacro %}
 {% macro horizon_nothing() %}cast('9999-12-31' as timestamp){% endmacro %}
 
-{#- The config of a model built on a horizon (`sources`, `loads` or `metrics`): its rows anchored at or after
-    the horizon are replaced. `buckets`: the metric times whose changes the marts are told of. A
+{#- The config of a model built on a horizon (`sources`, `loads` or `metrics`): its rows anchored
+    at or after the horizon are replaced. `buckets`: the metric times whose changes the marts are told of. A
     table an earlier version built (without a column added since) takes the new rows' columns; with
     no state of its own, it is then rebuilt whole. -#}
 {% macro horizon_config(horizon, anchor, unique_key, buckets=none, grain=none) -%}
@@ -88,8 +96,9 @@
 {%- endmacro %}
 
 {#- The time from which a model rebuilds its rows: for `sources` and `loads` the horizon of the
-    loads since the last build, for `metrics` the first period whose records changed since this mart's last build
-    (every period when the configuration changed or the intermediate models were rebuilt whole). -#}
+    loads since the last build, for `metrics` the first period whose records changed since this
+    mart's last build (every period when the configuration changed or the intermediate models were
+    rebuilt whole). -#}
 {% macro horizon_start(kind, grain=none) -%}
     {%- if kind in ('sources', 'loads') -%}
     (select horizon from {{ horizon_relation(kind) }})

@@ -4,7 +4,6 @@
 -- failures count, for every day of a service's history).
 {{ config(materialized='table') }}
 
-{%- set state = refresh_state_relation() %}
 {%- set unified_models = horizon_models(['loads']) %}
 
 with loads as (
@@ -22,10 +21,9 @@ current_state as (
 ),
 
 previous as (
-    select count(distinct state.fingerprint) as fingerprints, min(state.fingerprint) as fingerprint
-    from (select model, max(built_at) as built_at from {{ state }} group by model) as latest
-    inner join {{ state }} as state on latest.model = state.model and latest.built_at = state.built_at
-    where latest.model in ({{ quoted_list(unified_models) }})
+    select count(distinct fingerprint) as fingerprints, min(fingerprint) as fingerprint
+    from {{ latest_refresh_state() }} as latest_state
+    where model in ({{ quoted_list(unified_models) }})
 ),
 
 decided as (

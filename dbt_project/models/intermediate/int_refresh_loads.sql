@@ -34,14 +34,8 @@
 }, sort_keys=true) %}
 
 
-with latest as (
-    select model, max(built_at) as built_at from {{ state }} group by model
-),
-
-latest_state as (
-    select state.*
-    from latest
-    inner join {{ state }} as state on latest.model = state.model and latest.built_at = state.built_at
+with latest_state as (
+    select * from {{ latest_refresh_state() }} as latest_state
 ),
 
 previous as (
