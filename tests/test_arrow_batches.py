@@ -112,3 +112,17 @@ def test_small_batches_and_postgres_stay_dicts(monkeypatch):
         assert TypedBatches(COLUMNS, "id")(rows) is rows
     finally:
         batches.load_as_arrow(True)
+
+
+def test_small_pages_regroup_into_large_batches_in_order(monkeypatch):
+    monkeypatch.setattr(batches, "REGROUPED_ROWS", 5)
+    monkeypatch.setattr(batches, "MIN_ARROW_ROWS", 5)
+    batches.load_as_arrow(True)
+    pages = [[{"id": page * 3 + i, "title": "a"} for i in range(3)] for page in range(4)] + [[{"id": 12}]]
+    made = list(TypedBatches(COLUMNS, "id").regroup(iter(pages)))
+    # two full batches as Arrow, then the one row left over, too few for Arrow
+    assert [type(b) for b in made] == [pa.Table, pa.Table, list]
+    assert [len(b) for b in made] == [6, 6, 1]
+    ids = [r["id"] for b in made for r in (b.to_pylist() if isinstance(b, pa.Table) else b)]
+    assert ids == list(range(13))
+    assert list(TypedBatches(COLUMNS, "id").regroup(iter([]))) == []

@@ -20,9 +20,17 @@ batch of 1,000 rows is 2.7x faster): only batches of `MIN_ARROW_ROWS` rows or mo
 Gearset's reports rather than GitLab's or GitClear's pages. PostgreSQL loads SQL inserts, which dlt
 writes from dicts without a detour through Arrow, so there every batch stays dicts. A resource
 whose rows a transformer reads yields dicts too.
+
+APIs that page in 50 or 100 records (GitLab, GitClear, a Gearset CI job's runs) would give dlt one
+small batch per page: dicts through its normalizer, or Arrow tables each paying the fixed cost.
+Their resources `regroup` the pages' converted rows into batches of `REGROUPED_ROWS`, which go as
+Arrow: at a million deployments dlt's normalizer was the largest CPU cost of GitLab's and
+GitClear's extraction, taken from the one core the sources share.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
 
 import dlt
 import pyarrow as pa
@@ -38,6 +46,7 @@ dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
 
 _arrow_batches = True
 MIN_ARROW_ROWS = 500
+REGROUPED_ROWS = 5_000
 
 
 def load_as_arrow(enabled: bool) -> None:
@@ -90,3 +99,15 @@ class TypedBatches:
         if any(table.column(name).null_count for name in self.required):
             return rows
         return table
+
+    def regroup(self, pages: Iterable[list[dict]]) -> Iterator[pa.Table | list]:
+        """The rows of many pages, `REGROUPED_ROWS` or more a batch, each made as by calling this
+        (the last one smaller). An empty input yields nothing: the resource's marker comes first."""
+        held: list[dict] = []
+        for rows in pages:
+            held.extend(rows)
+            if len(held) >= REGROUPED_ROWS:
+                yield self(held)
+                held = []
+        if held:
+            yield self(held)

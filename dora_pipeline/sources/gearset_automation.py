@@ -143,12 +143,14 @@ def ci_job_runs(
         for start, end in report_windows(cursor.start_value, datetime.now(UTC), window_days)
         for params in ({"StartDate": format_timestamp(start), "EndDate": format_timestamp(end)},)
     )
+
+    def converted(request: ReportRequest, runs: list) -> list[dict]:
+        job = request.tag
+        place = {"service": services.get(job, job), "environment": environments.get(job, "production")}
+        return convert_each(SOURCE, "ci_job_runs", runs, partial(_run_row, job, **place), "Id", service_key=job)
+
     try:  # every job and window at once, `max_concurrent_operations` at a time
-        for request, runs in api.run_reports(requests):
-            job = request.tag
-            place = {"service": services.get(job, job), "environment": environments.get(job, "production")}
-            convert = partial(_run_row, job, **place)
-            yield _RUN_BATCHES(convert_each(SOURCE, "ci_job_runs", runs, convert, "Id", service_key=job))
+        yield from _RUN_BATCHES.regroup(converted(request, runs) for request, runs in api.run_reports(requests))
     finally:
         api.close()
 

@@ -124,10 +124,10 @@ def pull_requests(
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("created_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     yield schema_marker()
-    for path, records in _audit_pages(settings, "pull_requests", cursor.start_value):
-        yield _PULL_REQUEST_BATCHES(
-            convert_each(SOURCE, "pull_requests", records, partial(_pull_request_row, path), "number", path)
-        )
+    yield from _PULL_REQUEST_BATCHES.regroup(
+        convert_each(SOURCE, "pull_requests", records, partial(_pull_request_row, path), "number", path)
+        for path, records in _audit_pages(settings, "pull_requests", cursor.start_value)
+    )
 
 
 def _author(record: dict, description: str) -> str | None:
@@ -174,8 +174,10 @@ def commits(
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("authored_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     yield schema_marker()
-    for path, records in _audit_pages(settings, "commits", cursor.start_value):
-        yield _COMMIT_BATCHES(convert_each(SOURCE, "commits", records, partial(_commit_row, path), "sha", path))
+    yield from _COMMIT_BATCHES.regroup(
+        convert_each(SOURCE, "commits", records, partial(_commit_row, path), "sha", path)
+        for path, records in _audit_pages(settings, "commits", cursor.start_value)
+    )
 
 
 def _commit_row(path: str, c: dict) -> dict:
@@ -205,8 +207,10 @@ def tags(
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("tagged_at"),  # noqa: B008 - dlt idiom
 ) -> Iterator[list[dict]]:
     yield schema_marker()
-    for path, records in _audit_pages(settings, "tags", cursor.start_value):
-        yield _TAG_BATCHES(convert_each(SOURCE, "tags", records, partial(_tag_row, path), "name", path))
+    yield from _TAG_BATCHES.regroup(
+        convert_each(SOURCE, "tags", records, partial(_tag_row, path), "name", path)
+        for path, records in _audit_pages(settings, "tags", cursor.start_value)
+    )
 
 
 def _tag_row(path: str, tag: dict) -> dict:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 import dlt
+import pyarrow as pa
 from dlt.common.destination.exceptions import DestinationUndefinedEntity
 from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.sources import DltResource
@@ -364,11 +365,11 @@ def deployments(
         def listed(project: dict) -> list[list[dict]]:
             return client.all_pages(f"/projects/{segment(project['id'])}/deployments", params)
 
-        for project, pages in per_project(settings, projects, listed):
-            for page in pages:
-                convert = partial(_deployment_row, project["id"])
-                # dicts, not Arrow: deployment_merge_requests reads these rows
-                yield convert_each(SOURCE, "deployments", page, convert, "id", service_key=project["id"])
+        yield from _DEPLOYMENT_BATCHES.regroup(
+            convert_each(SOURCE, "deployments", page, partial(_deployment_row, project["id"]), "id", project["id"])
+            for project, pages in per_project(settings, projects, listed)
+            for page in pages
+        )
 
 
 def _deployment_row(project_id: int, d: dict) -> dict:
@@ -428,6 +429,7 @@ DEPLOYMENT_MR_COLUMNS = {
     **{k: v for k, v in MR_COLUMNS.items() if k != "id"},
 }
 MERGED_MR_COLUMNS = {**MR_COLUMNS, "first_commit_at": {"data_type": "timestamp"}}
+_DEPLOYMENT_BATCHES = TypedBatches(DEPLOYMENT_COLUMNS, "id")
 _DEPLOYMENT_MR_BATCHES = TypedBatches(DEPLOYMENT_MR_COLUMNS, ("deployment_id", "merge_request_id"))
 _MERGED_MR_BATCHES = TypedBatches(MERGED_MR_COLUMNS, "id")
 
@@ -456,9 +458,11 @@ def _merge_request_row(project_id: int, mr: dict) -> dict:
     write_disposition="merge",
     columns=DEPLOYMENT_MR_COLUMNS,
 )
-def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Iterator[list[dict]]:
+def deployment_merge_requests(rows: pa.Table | list[dict], settings: GitlabSettings) -> Iterator[pa.Table | list]:
     """The MRs GitLab links to each successful deployment to a production (or configured) tier:
     one request per such deployment. Other deployments never count, so their MRs are not read."""
+    if isinstance(rows, pa.Table):
+        rows = rows.select(["id", "project_id", "environment_id", "status"]).to_pylist()
     successful = [r for r in rows if r["status"] == "success"]
     if not successful:
         yield batch([])
@@ -477,18 +481,18 @@ def deployment_merge_requests(rows: list[dict], settings: GitlabSettings) -> Ite
         path = f"/projects/{segment(row['project_id'])}/deployments/{segment(row['id'])}/merge_requests"
         return list(client.pages(path))
 
-    for row, pages in zip(counting, concurrently(linked, counting, settings.max_concurrent), strict=True):
-        for page in pages:
-            yield _DEPLOYMENT_MR_BATCHES(
-                convert_each(
-                    SOURCE,
-                    "deployment_merge_requests",
-                    page,
-                    partial(_deployment_merge_request_row, row["id"], row["project_id"]),
-                    "id",
-                    service_key=row["project_id"],
-                )
-            )
+    yield from _DEPLOYMENT_MR_BATCHES.regroup(
+        convert_each(
+            SOURCE,
+            "deployment_merge_requests",
+            page,
+            partial(_deployment_merge_request_row, row["id"], row["project_id"]),
+            "id",
+            service_key=row["project_id"],
+        )
+        for row, pages in zip(counting, concurrently(linked, counting, settings.max_concurrent), strict=True)
+        for page in pages
+    )
 
 
 def _deployment_merge_request_row(deployment_id: int, project_id: int, mr: dict) -> dict:
@@ -528,14 +532,14 @@ def merge_requests(
             project, _, _, unknown = item
             return item, read_commits(client, settings, project, unknown) if unknown else {}
 
-        # several pages' commits asked at once (the client bounds the requests in flight)
-        for (project, page, known, _), fetched in stream_concurrently(
-            completed, pages_to_complete(), settings.max_concurrent
-        ):
+        def converted(item: tuple[tuple, CommitDates]) -> list[dict]:
+            (project, page, known, _), fetched = item
             convert = partial(_merged_request_row, fetched, known, project["id"])
-            yield _MERGED_MR_BATCHES(
-                convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
-            )
+            return convert_each(SOURCE, "merge_requests", page, convert, "id", service_key=project["id"])
+
+        # several pages' commits asked at once (the client bounds the requests in flight)
+        fetched_pages = stream_concurrently(completed, pages_to_complete(), settings.max_concurrent)
+        yield from _MERGED_MR_BATCHES.regroup(map(converted, fetched_pages))
 
 
 CommitDates = dict[int, tuple[list[Any], str]]  # MR iid -> its commits' authored dates, as sent, and their field
@@ -667,12 +671,11 @@ def incidents(
         def listed(project: dict) -> list[list[dict]]:
             return client.all_pages(f"/projects/{segment(project['id'])}/issues", params)
 
-        for project, pages in per_project(settings, projects, listed):
-            for page in pages:
-                convert = partial(_incident_row, project["id"])
-                yield _INCIDENT_BATCHES(
-                    convert_each(SOURCE, "incidents", page, convert, "id", service_key=project["id"])
-                )
+        yield from _INCIDENT_BATCHES.regroup(
+            convert_each(SOURCE, "incidents", page, partial(_incident_row, project["id"]), "id", project["id"])
+            for project, pages in per_project(settings, projects, listed)
+            for page in pages
+        )
 
 
 def _incident_row(project_id: int, issue: dict) -> dict:
