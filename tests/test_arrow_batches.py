@@ -126,3 +126,15 @@ def test_small_pages_regroup_into_large_batches_in_order(monkeypatch):
     ids = [r["id"] for b in made for r in (b.to_pylist() if isinstance(b, pa.Table) else b)]
     assert ids == list(range(13))
     assert list(TypedBatches(COLUMNS, "id").regroup(iter([]))) == []
+
+
+def test_a_json_column_goes_as_its_nested_type_unless_it_holds_a_plain_value(monkeypatch):
+    monkeypatch.setattr(batches, "MIN_ARROW_ROWS", 1)
+    batches.load_as_arrow(True)
+    made = TypedBatches({**COLUMNS, "tags": {"data_type": "json"}}, "id")
+    lists = [{"id": 1, "tags": ["a", "b"]}, {"id": 2, "tags": []}, {"id": 3, "tags": None}]
+    table = made(lists)
+    assert isinstance(table, pa.Table) and pa.types.is_list(table.schema.field("tags").type)
+    assert table.column("tags").to_pylist() == [["a", "b"], [], None]
+    plain = [{"id": 1, "tags": ["a"]}, {"id": 2, "tags": "a"}]
+    assert made(plain) is plain

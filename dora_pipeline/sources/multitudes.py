@@ -2,8 +2,8 @@
 
 Table `raw_multitudes.deployments`: every record of `GET /deployments` with `includeTests=true`
 (tests are kept raw and excluded from metrics downstream), merged on `id`. Records come newest
-`deployedAt` first, so the incremental cursor (`deployedAt`, lag `lookback_days`) lets dlt stop
-paging as soon as a page reaches records older than the look-back. Multitudes' dedupe rule (same
+`deployedAt` first, so paging stops as soon as a page reaches records older than the incremental
+cursor (`deployedAt`) less `lookback_days`, and dlt keeps only the records from there on. Multitudes' dedupe rule (same
 commits and environment: the latest received wins) is applied in staging, because a replaced
 record keeps its old `id` in the warehouse. The `repository` field is inferred; without it the
 service is `unknown`.
@@ -18,7 +18,7 @@ import dlt
 from dlt.sources import DltResource
 
 from dora_pipeline.sources import fields
-from dora_pipeline.sources.batches import schema_marker
+from dora_pipeline.sources.batches import TypedBatches, schema_marker
 from dora_pipeline.sources.http import ApiClient, PageGuard, SourceError, SourceRecordError
 from dora_pipeline.sources.rejections import convert_each
 
@@ -41,21 +41,21 @@ def multitudes_source(
     return [deployments(base_url, api_token, cursor)]
 
 
-@dlt.resource(
-    primary_key="id",
-    write_disposition="merge",
-    columns={
-        "id": {"data_type": "text", "nullable": False},
-        "commit_shas": {"data_type": "json"},
-        "environment_name": {"data_type": "text"},
-        "deployed_at": {"data_type": "timestamp"},
-        "title": {"data_type": "text"},
-        "tags": {"data_type": "json"},
-        "is_test": {"data_type": "bool"},
-        "created_at": {"data_type": "timestamp"},
-        "repository": {"data_type": "text"},
-    },
-)
+COLUMNS = {
+    "id": {"data_type": "text", "nullable": False},
+    "commit_shas": {"data_type": "json"},
+    "environment_name": {"data_type": "text"},
+    "deployed_at": {"data_type": "timestamp"},
+    "title": {"data_type": "text"},
+    "tags": {"data_type": "json"},
+    "is_test": {"data_type": "bool"},
+    "created_at": {"data_type": "timestamp"},
+    "repository": {"data_type": "text"},
+}
+_BATCHES = TypedBatches(COLUMNS, "id")
+
+
+@dlt.resource(primary_key="id", write_disposition="merge", columns=COLUMNS)
 def deployments(
     base_url: str,
     api_token: str,
@@ -65,17 +65,26 @@ def deployments(
     if not api_token:
         raise SourceError(SOURCE, "no api token configured", hint="set sources.multitudes.api_token")
     with ApiClient(SOURCE, base_url, {"Authorization": api_token}) as api:
-        page, guard = 1, PageGuard(SOURCE, "GET /deployments")
-        while True:
-            body = api.request("GET", "/deployments", {"page": page, "pageSize": PAGE_SIZE, "includeTests": "true"})
-            records = body.get("deployments") if isinstance(body, dict) else None
-            if not isinstance(records, list):
-                raise SourceError(SOURCE, "GET /deployments answered no 'deployments' list")
-            guard.check(page, records)
-            yield convert_each(SOURCE, "deployments", records, _row, "id", service_key=None)
-            if not records or page * PAGE_SIZE >= int(body.get("total") or 0):
-                return
-            page += 1
+        yield from _BATCHES.regroup(_pages(api, cursor.start_value))
+
+
+def _pages(api: ApiClient, since: datetime | None) -> Iterator[list[dict]]:
+    """Each page's converted records, newest first, up to the first page that reaches records
+    older than `since` (the cursor less the look-back): the rest are older still."""
+    page, guard = 1, PageGuard(SOURCE, "GET /deployments")
+    while True:
+        body = api.request("GET", "/deployments", {"page": page, "pageSize": PAGE_SIZE, "includeTests": "true"})
+        records = body.get("deployments") if isinstance(body, dict) else None
+        if not isinstance(records, list):
+            raise SourceError(SOURCE, "GET /deployments answered no 'deployments' list")
+        guard.check(page, records)
+        rows = convert_each(SOURCE, "deployments", records, _row, "id", service_key=None)
+        yield rows
+        if not records or page * PAGE_SIZE >= int(body.get("total") or 0):
+            return
+        if since is not None and any(row["deployed_at"] < since for row in rows):
+            return
+        page += 1
 
 
 def _strings(value: object, record: str, field: str) -> list[str]:
