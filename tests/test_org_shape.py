@@ -126,6 +126,18 @@ def test_the_emulators_serve_the_shaped_history():
         assert min(d.deployed_at for d in truth) == first
 
 
+def test_every_source_reads_the_whole_history_whatever_the_date_today():
+    """A source's default start is a year before the wall clock: against a longer history, or a
+    demo history grown older than a year, the sandbox sets each source's start before its first day."""
+    with Sandbox.start(shape=OrgShape(services=len(DEFAULT_SERVICES), days=500)) as box:
+        environment = box.source_environment()
+        sources = {name.split("__")[1] for name in environment if name.endswith("__BASE_URL")}
+        assert sources == {"GEARSET", "GEARSET_AUTOMATION", "GITLAB", "MULTITUDES", "GITCLEAR"}
+        for source in sources:
+            start = datetime.fromisoformat(environment[f"SOURCES__{source}__START_DATE"])
+            assert start < box.world.start < DEFAULT_AS_OF - timedelta(days=499), source
+
+
 @pytest.mark.parametrize(
     ("path", "renderer", "params"),
     [

@@ -172,6 +172,7 @@ class Sandbox:
             MULTITUDES: {
                 "SOURCES__MULTITUDES__BASE_URL": self.base_url("multitudes"),
                 "SOURCES__MULTITUDES__API_TOKEN": self.states["multitudes"].token,
+                "SOURCES__MULTITUDES__START_DATE": start,
             },
             GITCLEAR: {
                 "SOURCES__GITCLEAR__BASE_URL": self.base_url("gitclear") + "/api/v1",
