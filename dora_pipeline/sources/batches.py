@@ -22,11 +22,11 @@ writes from dicts without a detour through Arrow, so there every batch stays dic
 reads its parent's batches either way. A json column (lists, objects) goes as Arrow's nested
 type of its values.
 
-APIs that page in 50 or 100 records (GitLab, GitClear, a Gearset CI job's runs) would give dlt one
-small batch per page: dicts through its normalizer, or Arrow tables each paying the fixed cost.
+APIs that page in 50 or 100 records (GitLab, GitClear, Multitudes, a Gearset CI job's runs) would
+give dlt one small batch per page: dicts through its normalizer, or Arrow tables each paying the fixed cost.
 Their resources `regroup` the pages' converted rows into batches of `REGROUPED_ROWS`, which go as
-Arrow: at a million deployments dlt's normalizer was the largest CPU cost of GitLab's and
-GitClear's extraction, taken from the one core the sources share.
+Arrow: at a million deployments dlt's normalizer was the largest CPU cost of GitLab's, GitClear's
+and Multitudes' extraction, taken from the one core the sources share.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class TypedBatches:
         }
         self.names = frozenset(columns)
         self.required = [name for name, column in named.items() if column.get("nullable") is False]
-        # A json column holds lists and objects: in Arrow, as the JSON text dlt writes for them.
+        # A json column holds lists and objects: in Arrow, as the nested type of its values.
         self.json = [name for name, column in columns.items() if column.get("data_type") == "json"]
         caps = DestinationCapabilitiesContext.generic_capabilities()
         self.schema = columns_to_arrow(named, caps, "UTC")

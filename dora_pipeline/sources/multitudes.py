@@ -3,10 +3,10 @@
 Table `raw_multitudes.deployments`: every record of `GET /deployments` with `includeTests=true`
 (tests are kept raw and excluded from metrics downstream), merged on `id`. Records come newest
 `deployedAt` first, so paging stops as soon as a page reaches records older than the incremental
-cursor (`deployedAt`) less `lookback_days`, and dlt keeps only the records from there on. Multitudes' dedupe rule (same
-commits and environment: the latest received wins) is applied in staging, because a replaced
-record keeps its old `id` in the warehouse. The `repository` field is inferred; without it the
-service is `unknown`.
+cursor (`deployedAt`) less `lookback_days`, and dlt keeps only the records from there on.
+Multitudes' dedupe rule (same commits and environment: the latest received wins) is applied in
+staging, because a replaced record keeps its old `id` in the warehouse. The `repository` field is
+inferred; without it the service is `unknown`.
 """
 
 from __future__ import annotations
