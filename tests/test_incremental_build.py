@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import duckdb
-from warehouse_checks import differences
+from warehouse_checks import declared_primary_keys, differences
 
 from dora_pipeline.defs.warehouse.project import dbt_executable, dbt_vars, vars_argument
 from dora_pipeline.refresh import run_refresh
@@ -23,6 +23,15 @@ from dora_pipeline.settings import DBT_PROJECT_DIR, Settings
 from dora_pipeline.sources.registry import enabled_sources
 from dora_pipeline.warehouse import dbt_environment
 
+# The raw tables the look-backs (Gearset's, GitClear's, Multitudes', the CI jobs') read again on
+# every refresh.
+LOOK_BACK_RELATIONS = (
+    "gearset.deployments",
+    "gearset.deployment_pull_requests",
+    "gearset_automation.ci_job_runs",
+    "gitclear.pull_requests",
+    "multitudes.deployments",
+)
 # What a build records about itself, not about the records.
 BOOKKEEPING = {"dbt_refresh_state", "int_refresh_loads", "int_refresh_horizon"}
 
@@ -72,6 +81,38 @@ def _differing_tables(incremental: Path, whole: Path) -> dict[str, tuple[int, in
     return found
 
 
+def _records_loaded_since(path: Path, since) -> dict[str, int]:
+    """Rows of each raw table that sets the horizon whose load finished after `since`."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {
+            relation: con.execute(
+                f"select count(*) from raw_{relation} as loaded "
+                f"inner join raw_{relation.split('.')[0]}._dlt_loads as loads on loads.load_id = loaded._dlt_load_id "
+                "where loads.inserted_at > ?",
+                [since],
+            ).fetchone()[0]
+            for relation in declared_primary_keys()
+        }
+
+
+def _load_again(con: duckdb.DuckDBPyConnection, relation: str, load_id: str, count: int) -> list[int]:
+    """Marks `count` records of a raw table as loaded again, unchanged, by a load that finished
+    now (as dlt records one); returns their keys as `int_refresh_records` hashes them."""
+    source = relation.split(".")[0]
+    loads = f"raw_{source}._dlt_loads"
+    if not con.execute(f"select count(*) from {loads} where load_id = ?", [load_id]).fetchone()[0]:
+        con.execute(
+            f"insert into {loads} select * replace (? as load_id, now() as inserted_at) from {loads} limit 1", [load_id]
+        )
+    key = ", ".join(declared_primary_keys()[relation])
+    found = con.execute(
+        f"select hash({key}) from raw_{relation} where _dlt_load_id <> ? order by {key} limit {count}", [load_id]
+    ).fetchall()
+    keys = [k for (k,) in found]
+    con.execute(f"update raw_{relation} set _dlt_load_id = ? where list_contains(?, hash({key}))", [load_id, keys])
+    return keys
+
+
 def test_incremental_builds_over_days_of_late_updates_equal_a_full_rebuild(
     settings, sandbox, point_at_sandbox, tmp_path, monkeypatch
 ):
@@ -94,6 +135,47 @@ def test_incremental_builds_over_days_of_late_updates_equal_a_full_rebuild(
         assert later["horizon"] > first_deployment + timedelta(days=60), later
     assert differences(settings.duckdb_path, sandbox.world.view(DEFAULT_AS_OF)) == []
     assert _differing_tables(settings.build_path, _rebuilt_whole(settings, tmp_path / "whole.duckdb")) == {}
+
+    # The same day refreshed again: the look-backs read their last 30 days again, every record as
+    # the sandbox served it before. None of them moves the horizon: nothing is rebuilt.
+    loaded_since = _horizon(settings.build_path, "int_refresh_loads")["loaded_through"]
+    assert not run_refresh(settings).failed_sources
+    reloaded = _records_loaded_since(settings.build_path, loaded_since)
+    for relation in LOOK_BACK_RELATIONS:
+        assert reloaded[relation] > 10, reloaded
+    again = _horizon(settings.build_path, "int_refresh_loads")
+    assert (again["changed_records"], again["changed_relations"], again["earliest_new"]) == (0, None, None), again
+    assert again["horizon"].year == 9999
+    assert differences(settings.duckdb_path, sandbox.world.view(DEFAULT_AS_OF)) == []
+
+    # In every raw table, records loaded again unchanged are not counted; a record that differs
+    # from what the last build saw (its stored hash altered) is.
+    relations = sorted(declared_primary_keys())
+    assert len(relations) == 10
+    with duckdb.connect(str(settings.build_path)) as con:
+        for relation in relations:
+            moved = _load_again(con, relation, "probe-changed", 6)
+            con.execute(
+                "update intermediate.int_refresh_records set row_hash = xor(row_hash, 1) "
+                "where relation = ? and record_key = ?",
+                [relation, moved[0]],
+            )
+    _dbt_build(settings, settings.build_path)
+    changed = _horizon(settings.build_path, "int_refresh_loads")
+    assert changed["changed_records"] == len(relations), changed
+    assert changed["changed_relations"].split(", ") == relations
+    assert changed["earliest_new"] is not None and not changed["is_full"]
+
+    # int_deployments' build above failed, say: its state is the build's before. The records that
+    # build stored are newer than what int_deployments saw, so all of the probe's count again.
+    with duckdb.connect(str(settings.build_path)) as con:
+        con.execute(
+            "delete from intermediate.dbt_refresh_state where model = 'int_deployments' "
+            "and built_at = (select max(built_at) from intermediate.dbt_refresh_state where model = 'int_deployments')"
+        )
+    _dbt_build(settings, settings.build_path)
+    lagging = _horizon(settings.build_path, "int_refresh_loads")
+    assert lagging["changed_records"] == len(relations) * 6, lagging
 
     # Gearset stops recording bugs for the pipelines of services only it tracks failures for: every
     # day of those services' history changes (their failure metrics become null), yet no record

@@ -10,11 +10,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from dora_pipeline import warehouse
 from dora_pipeline.sandbox.ground_truth import metrics
 from dora_pipeline.sandbox.world import World
-from dora_pipeline.settings import Settings
+from dora_pipeline.settings import DBT_PROJECT_DIR, Settings
+from dora_pipeline.sources.registry import enabled_sources
 
 KEYS = {
     "service_environment": ("service", "environment", "period_start"),
@@ -269,3 +271,16 @@ def extraction_windows(settings: Settings, run_id: str) -> dict[str, tuple[float
             "select source, started_at, finished_at from dora_ops.source_runs where run_id = ?", [run_id]
         )
     return {source: (started.timestamp(), finished.timestamp()) for source, started, finished in rows}
+
+
+def declared_primary_keys() -> dict[str, list[str]]:
+    """Each raw table's primary key as its source's YAML declares it (`meta.primary_key`), by
+    `source.table`."""
+    keys = {}
+    for path in (DBT_PROJECT_DIR / "models" / "staging").glob("*/_*__sources.yml"):
+        for source in yaml.safe_load(path.read_text())["sources"]:
+            for table in source["tables"]:
+                key = table.get("config", {}).get("meta", {}).get("primary_key")
+                if key and source["name"] in enabled_sources():
+                    keys[f"{source['name']}.{table['name']}"] = key
+    return keys

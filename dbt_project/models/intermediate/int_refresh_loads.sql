@@ -86,69 +86,59 @@ current_state as (
         ), '')) as fingerprint
 ),
 
-new_times (earliest) as (
-    select cast(null as timestamp) where false
+new_times (relation, earliest) as (
+    select cast(null as {{ dbt.type_string() }}), cast(null as timestamp) where false
     {%- if 'gearset' in sources %}
     union all
-    select {{ utc('deployments.date') }}
-    from {{ source('gearset', 'deployments') }} as deployments
-    where deployments._dlt_load_id in ({{ new_loads('gearset') }})
+    select 'gearset.deployments', {{ utc('deployments.date') }}
+    from {{ changed_records('gearset', 'deployments') }} as deployments
     union all
-    select least(
+    select 'gearset.deployment_pull_requests', least(
         {{ utc('pull_requests.created_at') }}, {{ utc('pull_requests.merged_at') }},
         {{ utc('pull_requests.first_commit_date') }}, {{ utc('deployments.date') }})
-    from {{ source('gearset', 'deployment_pull_requests') }} as pull_requests
+    from {{ changed_records('gearset', 'deployment_pull_requests') }} as pull_requests
     left join {{ source('gearset', 'deployments') }} as deployments on pull_requests.deployment_id = deployments.id
-    where pull_requests._dlt_load_id in ({{ new_loads('gearset') }})
     union all
-    select least({{ utc('bugs.identified_at') }}, {{ utc('bugs.resolved_at') }}, {{ utc('deployments.date') }})
-    from {{ source('gearset', 'reported_bugs') }} as bugs
+    select 'gearset.reported_bugs', least({{ utc('bugs.identified_at') }}, {{ utc('bugs.resolved_at') }}, {{ utc('deployments.date') }})
+    from {{ changed_records('gearset', 'reported_bugs') }} as bugs
     left join {{ source('gearset', 'deployments') }} as deployments on bugs.deployment_id = deployments.id
-    where bugs._dlt_load_id in ({{ new_loads('gearset') }})
     {%- endif %}
     {%- if 'gitlab' in sources %}
     union all
-    select least({{ utc('created_at') }}, {{ utc('updated_at') }}, {{ utc('finished_at') }})
-    from {{ source('gitlab', 'deployments') }}
-    where _dlt_load_id in ({{ new_loads('gitlab') }})
+    select 'gitlab.deployments', least({{ utc('created_at') }}, {{ utc('updated_at') }}, {{ utc('finished_at') }})
+    from {{ changed_records('gitlab', 'deployments') }} as deployments
     union all
-    select least(
+    select 'gitlab.deployment_merge_requests', least(
         {{ utc('merge_requests.created_at') }}, {{ utc('merge_requests.merged_at') }},
         {{ utc('deployments.created_at') }}, {{ utc('deployments.updated_at') }}, {{ utc('deployments.finished_at') }})
-    from {{ source('gitlab', 'deployment_merge_requests') }} as merge_requests
+    from {{ changed_records('gitlab', 'deployment_merge_requests') }} as merge_requests
     left join {{ source('gitlab', 'deployments') }} as deployments on merge_requests.deployment_id = deployments.id
-    where merge_requests._dlt_load_id in ({{ new_loads('gitlab') }})
     union all
-    select least({{ utc('created_at') }}, {{ utc('merged_at') }}, {{ utc('first_commit_at') }})
-    from {{ source('gitlab', 'merge_requests') }}
-    where _dlt_load_id in ({{ new_loads('gitlab') }})
+    select 'gitlab.merge_requests', least({{ utc('created_at') }}, {{ utc('merged_at') }}, {{ utc('first_commit_at') }})
+    from {{ changed_records('gitlab', 'merge_requests') }} as merge_requests
     union all
-    select least({{ utc('created_at') }}, {{ utc('closed_at') }})
-    from {{ source('gitlab', 'incidents') }}
-    where _dlt_load_id in ({{ new_loads('gitlab') }})
+    select 'gitlab.incidents', least({{ utc('created_at') }}, {{ utc('closed_at') }})
+    from {{ changed_records('gitlab', 'incidents') }} as incidents
     {%- endif %}
     {%- if 'multitudes' in sources %}
     union all
     -- A Multitudes record supersedes the earlier ones with its commits and environment.
-    select least({{ utc('loaded.deployed_at') }}, {{ utc('loaded.created_at') }}, {{ utc('same.deployed_at') }})
-    from {{ source('multitudes', 'deployments') }} as loaded
+    select 'multitudes.deployments', least({{ utc('loaded.deployed_at') }}, {{ utc('loaded.created_at') }}, {{ utc('same.deployed_at') }})
+    from {{ changed_records('multitudes', 'deployments') }} as loaded
     left join {{ source('multitudes', 'deployments') }} as same
         on same.environment_name = loaded.environment_name
         and {{ sorted_list(json_string_list('same.commit_shas')) }}
             = {{ sorted_list(json_string_list('loaded.commit_shas')) }}
-    where loaded._dlt_load_id in ({{ new_loads('multitudes') }})
     {%- endif %}
     {%- if 'gitclear' in sources %}
     union all
-    select least({{ utc('created_at') }}, {{ utc('merged_at') }}, {{ utc('first_commit_at') }})
-    from {{ source('gitclear', 'pull_requests') }}
-    where _dlt_load_id in ({{ new_loads('gitclear') }})
+    select 'gitclear.pull_requests', least({{ utc('created_at') }}, {{ utc('merged_at') }}, {{ utc('first_commit_at') }})
+    from {{ changed_records('gitclear', 'pull_requests') }} as pull_requests
     {%- endif %}
     {%- if 'gearset_automation' in sources %}
     union all
-    select least({{ utc('start_time') }}, {{ utc('end_time') }})
-    from {{ source('gearset_automation', 'ci_job_runs') }}
-    where _dlt_load_id in ({{ new_loads('gearset_automation') }})
+    select 'gearset_automation.ci_job_runs', least({{ utc('start_time') }}, {{ utc('end_time') }})
+    from {{ changed_records('gearset_automation', 'ci_job_runs') }} as runs
     {%- endif %}
 ),
 
@@ -164,7 +154,11 @@ decided as (
                 or last_full.built_at < now() - {{ var('full_rebuild_days') }} * interval '1 day'
                 then 'periodic full rebuild'
         end as full_rebuild_reason,
-        (select min(earliest) from new_times) as earliest_new
+        previous.loaded_through as loaded_since,
+        (select min(earliest) from new_times) as earliest_new,
+        (select count(*) from new_times) as changed_records,
+        (select {{ dbt.listagg('relation', "', '", "order by relation") }}
+         from (select distinct relation from new_times) as relations) as changed_relations
     from current_state
     cross join previous
     cross join last_full
@@ -172,10 +166,13 @@ decided as (
 
 select
     loaded_through,
+    loaded_since,
     fingerprint,
     full_rebuild_reason is not null as is_full,
     full_rebuild_reason,
     earliest_new,
+    changed_records,
+    changed_relations,
     case
         when full_rebuild_reason is not null then {{ horizon_everything() }}
         when earliest_new is null then {{ horizon_nothing() }}
