@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -333,7 +334,17 @@ def org_shape(shape: str, percent: float) -> OrgShape:
     return replace(TARGET, services=max(1, round(TARGET.services * percent / 100)))
 
 
-def _measure(shape: OrgShape, poll_seconds: float) -> dict:
+def _keep(settings, keep: Path | None, name: str) -> None:
+    """The build file and dbt's run results of a refresh, copied to `keep` to study them later
+    (`dbt build` on a copy of the warehouse, each node's timing)."""
+    if keep is None:
+        return
+    keep.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(settings.build_path, keep / f"{name}.duckdb")
+    shutil.copyfile(settings.dbt_target_dir / "run_results.json", keep / f"{name}.run_results.json")
+
+
+def _measure(shape: OrgShape, poll_seconds: float, keep: Path | None) -> dict:
     from dora_pipeline.settings import Settings
 
     with (
@@ -348,10 +359,12 @@ def _measure(shape: OrgShape, poll_seconds: float) -> dict:
                 os.environ[f"SOURCES__{name}__POLL_INTERVAL_SECONDS"] = str(poll_seconds)
         settings = Settings.from_path(Path(tmp) / "dora.duckdb")
         first = _one_refresh(settings, sandbox, poll_seconds)
+        _keep(settings, keep, "first")
         # the first refresh's figures survive a failure later on (the parent prints stderr's tail)
         print(json.dumps({"first_refresh": first}), file=sys.stderr, flush=True)
         sandbox.next_day()
         incremental = _one_refresh(settings, sandbox, poll_seconds)
+        _keep(settings, keep, "incremental")
         return {
             "size": sandbox.size(),
             "first": first,
@@ -420,14 +433,22 @@ def _print_refresh(title: str, r: dict) -> None:
 @click.option(
     "--gearset-poll-seconds", default=5.0, show_default=True, help="Gearset's minimum between polls (0: off)."
 )
+@click.option(
+    "--keep",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep each refresh's build file and dbt's run results in KEEP/<size>/ (about 2 GB at 100 %).",
+)
 @click.option("--child", type=float, default=None, hidden=True)
-def main(sizes: str, shape: str, gearset_poll_seconds: float, child: float | None) -> None:
+def main(sizes: str, shape: str, gearset_poll_seconds: float, keep: Path | None, child: float | None) -> None:
     if child is not None:
-        print(json.dumps(_measure(org_shape(shape, child), gearset_poll_seconds)))
+        print(json.dumps(_measure(org_shape(shape, child), gearset_poll_seconds, keep)))
         return
     for percent in (float(s) for s in sizes.split(",")):
         command = [sys.executable, __file__, "--child", str(percent), "--shape", shape]
         command += ["--gearset-poll-seconds", str(gearset_poll_seconds)]
+        if keep is not None:
+            command += ["--keep", str(keep.resolve() / f"{percent:g}")]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             # the whole of the child's error output (dbt's message is long) kept for diagnosis
