@@ -93,6 +93,7 @@ def _requests_by_source(sandbox: SandboxHost, since: dict[str, int]) -> dict[str
 def _replay(sandbox: SandboxHost, emulator: str, requests: list[dict]) -> float:
     """Seconds bare httpx takes to send these requests again, 32 at a time."""
     import httpx
+    import tenacity
 
     token = sandbox.token(emulator)
     auth = {
@@ -104,6 +105,11 @@ def _replay(sandbox: SandboxHost, emulator: str, requests: list[dict]) -> float:
     base = sandbox.base_url(emulator)
     local = threading.local()
 
+    # A kept-alive connection the server closed as it was reused resets the next request: sent
+    # again on a new connection, as any client would (it costs the bound, never the pipeline).
+    @tenacity.retry(
+        retry=tenacity.retry_if_exception_type(httpx.TransportError), stop=tenacity.stop_after_attempt(3), reraise=True
+    )
     def send(request: dict) -> None:
         # a year of 1,200 Gearset pipelines answers slowly from a sandbox this busy: no read limit
         client = getattr(local, "client", None) or httpx.Client(base_url=base, timeout=httpx.Timeout(30, read=None))
