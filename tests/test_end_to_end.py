@@ -16,9 +16,12 @@ import duckdb
 import pytest
 from dagster import AssetKey
 from warehouse_checks import (
+    LOOK_BACK_RELATIONS,
+    build_horizon,
     differences,
     extraction_windows,
     mart_rows,
+    records_loaded_since,
     string_values_containing,
     table_fingerprint,
 )
@@ -298,9 +301,18 @@ def test_a_second_run_with_nothing_new_changes_nothing(settings, sandbox, point_
     project_target = set((DBT_PROJECT_DIR / "target").iterdir())
     first_build = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["metadata"]
 
+    loaded_since = build_horizon(settings.build_path, "int_refresh_loads")["loaded_through"]
     run_refresh(settings)
 
     assert table_fingerprint(settings.duckdb_path) == before
+    # The look-backs read their last 30 days again, every record as the sandbox served it before:
+    # none of them moves the horizon, so dbt rebuilds nothing.
+    reloaded = records_loaded_since(settings.build_path, loaded_since)
+    for relation in LOOK_BACK_RELATIONS:
+        assert reloaded[relation] > 10, reloaded
+    again = build_horizon(settings.build_path, "int_refresh_loads")
+    assert (again["changed_records"], again["changed_relations"], again["earliest_new"]) == (0, None, None), again
+    assert again["horizon"].year == 9999
     assert set((DBT_PROJECT_DIR / "target").iterdir()) == project_target  # no folder per build
     second_build = json.loads((settings.dbt_target_dir / "run_results.json").read_text())["metadata"]
     assert second_build["invocation_id"] != first_build["invocation_id"]

@@ -5,13 +5,17 @@ the ground truth for the scope the selectors choose, and screenshots a person ca
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+import tenacity
 
 from dora_pipeline.report import METRICS
 from dora_pipeline.sandbox.ground_truth import failure_tracking, performance_measures
@@ -21,8 +25,14 @@ SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is installed by .ci/run (apt package chromium)")
 
 
+# Headless Chromium now and then hangs and never exits (once in a full CI run, under load, on the
+# first screenshot; the same page alone takes seconds): its process group is killed after a minute
+# and the run is tried once more, in a profile of its own.
+@tenacity.retry(
+    retry=tenacity.retry_if_exception_type(subprocess.TimeoutExpired), stop=tenacity.stop_after_attempt(2), reraise=True
+)
 def chromium(url: str, profile: Path, *arguments: str) -> str:
-    done = subprocess.run(
+    process = subprocess.Popen(
         [
             CHROMIUM,
             "--headless",
@@ -34,17 +44,24 @@ def chromium(url: str, profile: Path, *arguments: str) -> str:
             "--disable-component-update",
             "--disable-sync",
             "--hide-scrollbars",
-            f"--user-data-dir={profile}",
+            f"--user-data-dir={profile / str(time.monotonic_ns())}",
             "--virtual-time-budget=20000",
             *arguments,
             url,
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
+        start_new_session=True,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+    try:
+        stdout, stderr = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    assert process.returncode == 0, stderr[-2000:]
+    return stdout
 
 
 def shown(report: Path, profile: Path, selection: str, screenshot: str) -> str:

@@ -18,6 +18,15 @@ from dora_pipeline.sandbox.world import World
 from dora_pipeline.settings import DBT_PROJECT_DIR, Settings
 from dora_pipeline.sources.registry import enabled_sources
 
+# The raw tables the look-backs (Gearset's, GitClear's, Multitudes', the CI jobs') read again on
+# every refresh.
+LOOK_BACK_RELATIONS = (
+    "gearset.deployments",
+    "gearset.deployment_pull_requests",
+    "gearset_automation.ci_job_runs",
+    "gitclear.pull_requests",
+    "multitudes.deployments",
+)
 KEYS = {
     "service_environment": ("service", "environment", "period_start"),
     "team": ("team", "period_start"),
@@ -284,3 +293,25 @@ def declared_primary_keys() -> dict[str, list[str]]:
                 if key and source["name"] in enabled_sources():
                     keys[f"{source['name']}.{table['name']}"] = key
     return keys
+
+
+def records_loaded_since(path: Path, since) -> dict[str, int]:
+    """Rows of each raw table that sets the horizon whose load finished after `since`."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return {
+            relation: con.execute(
+                f"select count(*) from raw_{relation} as loaded "
+                f"inner join raw_{relation.split('.')[0]}._dlt_loads as loads on loads.load_id = loaded._dlt_load_id "
+                "where loads.inserted_at > ?",
+                [since],
+            ).fetchone()[0]
+            for relation in declared_primary_keys()
+        }
+
+
+def build_horizon(path: Path, model: str = "int_refresh_horizon") -> dict:
+    """The one row of a horizon model (`int_refresh_horizon`, `int_refresh_loads`) in a build file."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        cursor = con.execute(f"select * from intermediate.{model}")
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchall()[0], strict=True))
