@@ -23,7 +23,9 @@ from dora_pipeline.sandbox.world import World
 
 def iso_ms(value: datetime | None) -> str | None:
     """A UTC timestamp as the APIs emit it: ISO 8601 with milliseconds and `Z`."""
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    # isoformat's first 19 characters are strftime's "%Y-%m-%dT%H:%M:%S" at half the cost: the
+    # emulators format millions of timestamps at the benchmark's sizes
+    return None if value is None else value.isoformat(timespec="seconds")[:19] + ".000Z"
 
 
 def parse_iso(value: str) -> datetime:

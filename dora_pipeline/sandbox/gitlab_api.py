@@ -20,6 +20,8 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
+from typing import TypeVar
 from urllib.parse import unquote, urlencode
 
 from starlette.applications import Starlette
@@ -32,6 +34,7 @@ from dora_pipeline.sandbox.emulator import EmulatorState, iso_ms, parse_iso
 from dora_pipeline.sandbox.world import FAILED, GITLAB, Change, Deployment, Failure, Service, World
 
 SEVERITY_NAMES = {1: "CRITICAL", 2: "HIGH", 3: "MEDIUM", 4: "LOW"}
+T = TypeVar("T")
 LISTS_KEPT = 64  # lists kept rendered, filtered and sorted for their following pages
 CREATION_LEAD = timedelta(minutes=5)  # a deployment is created (running) this long before it finishes
 DORA_METRICS = ("deployment_frequency", "lead_time_for_changes", "time_to_restore_service", "change_failure_rate")
@@ -62,18 +65,21 @@ class GitlabState(EmulatorState):
         super().set_as_of(as_of)
         self._index: _Index | None = None  # built on the first request at this `as_of`
         self._lists: OrderedDict[tuple, list] = OrderedDict()
-        self._daily_dora: dict[tuple, dict[date, float | None]] = {}
+        self._daily_dora: dict[tuple, dict[str, dict[date, float | None]]] = {}
 
     def daily_dora(self, service: Service, metric: str, tiers: tuple[str, ...]) -> dict[date, float | None]:
-        """A project's daily values of one metric at this `as_of`, computed once: GitLab serves
-        stored daily rows, so a request for 180 days costs no more than its rows."""
-        key = (service.name, metric, tiers)
+        """A project's daily values of one metric at this `as_of`, every metric computed in one
+        pass and kept: GitLab serves stored daily rows, so a request for 180 days costs no more
+        than its rows."""
+        key = (service.name, tiers)
         if key not in self._daily_dora:
-            self._daily_dora[key] = gitlab_daily_dora(self, service, metric, list(tiers))
-        return self._daily_dora[key]
+            self._daily_dora[key] = gitlab_daily_dora(self, service, list(tiers))
+        return self._daily_dora[key][metric]
 
     def warm(self) -> None:
         self._indexed()
+        for service in self.projects.values():  # GitLab's stored daily rows, as the API reads them
+            self.daily_dora(service, DORA_METRICS[0], ("production",))
 
     def listing(self, request: Request, build: Callable[[], list]) -> list:
         """The list a request pages through, built (rendered, filtered, sorted) once per path and
@@ -225,8 +231,8 @@ def build_app(state: GitlabState) -> Starlette:
             return _error(400, "`finished_at` filter and `finished_at` sorting must be paired", "error")
 
         def listed() -> list[dict]:
-            rows = [_deployment(state, service, d) for d in state.deployments(service)]
-            rows = _filter_time(rows, params, "updated_at")
+            updated = partial(_deployment_updated_at, state)
+            rows = [_deployment(state, service, d) for d in _updated_within(state.deployments(service), params, updated)]
             if "environment" in params:
                 rows = [r for r in rows if r["environment"]["name"] == params["environment"]]
             if "status" in params:
@@ -254,10 +260,10 @@ def build_app(state: GitlabState) -> Starlette:
         params = request.query_params
 
         def listed() -> list[dict]:
-            rows = [_merge_request(state, service, c) for c in state.changes(service)]
+            changes = _updated_within(state.changes(service), params, lambda c: c.merged_at)
+            rows = [_merge_request(state, service, c) for c in changes]
             if params.get("state") not in (None, "merged", "all"):
                 rows = []
-            rows = _filter_time(rows, params, "updated_at")
             key = params.get("order_by", "created_at")
             rows.sort(key=lambda r: (r.get(key) or "", r["id"]), reverse=params.get("sort", "desc") == "desc")
             return rows
@@ -278,10 +284,10 @@ def build_app(state: GitlabState) -> Starlette:
             return _paginate(request, [], state)
 
         def listed() -> list[dict]:
-            rows = [_incident(state, service, f) for f in state.incidents(service)]
+            failures = _updated_within(state.incidents(service), params, lambda f: f.resolved_at or f.detected_at)
+            rows = [_incident(state, service, f) for f in failures]
             if params.get("state") in ("opened", "closed"):
                 rows = [r for r in rows if r["state"] == params["state"]]
-            rows = _filter_time(rows, params, "updated_at")
             key = params.get("order_by", "created_at")
             rows.sort(key=lambda r: (r[key], r["id"]), reverse=params.get("sort", "desc") == "desc")
             return rows
@@ -360,13 +366,23 @@ def build_app(state: GitlabState) -> Starlette:
     )
 
 
-def _filter_time(rows: list[dict], params, field: str) -> list[dict]:
-    after, before = params.get(f"{field.split('_')[0]}_after"), params.get(f"{field.split('_')[0]}_before")
+def _updated_within(records: list[T], params, updated_at: Callable[[T], datetime]) -> list[T]:
+    """The records whose `updated_at` falls in the request's `updated_after`/`updated_before`,
+    chosen before any is rendered: a day's changes then cost a day's rendering, not the project's
+    whole history. Times compare to the second, as they are served."""
+    after, before = params.get("updated_after"), params.get("updated_before")
     if after:
-        rows = [r for r in rows if parse_iso(r[field]) >= parse_iso(after)]
+        since = parse_iso(after)
+        records = [r for r in records if updated_at(r).replace(microsecond=0) >= since]
     if before:
-        rows = [r for r in rows if parse_iso(r[field]) < parse_iso(before)]
-    return rows
+        until = parse_iso(before)
+        records = [r for r in records if updated_at(r).replace(microsecond=0) < until]
+    return records
+
+
+def _deployment_updated_at(state: GitlabState, d: Deployment) -> datetime:
+    """When GitLab last touched a deployment: its finish, or its creation while it still runs."""
+    return d.deployed_at if d.deployed_at <= state.as_of else d.deployed_at - CREATION_LEAD
 
 
 def _project(service: Service) -> dict:
@@ -402,7 +418,7 @@ def _deployment(state: GitlabState, service: Service, d: Deployment) -> dict:
         "ref": "main",
         "sha": d.revision,
         "created_at": iso_ms(created),
-        "updated_at": iso_ms(d.deployed_at if finished else created),
+        "updated_at": iso_ms(_deployment_updated_at(state, d)),
         "status": status,
         "user": {"username": "deploy-bot"},
         "environment": {k: env[k] for k in ("id", "name", "slug", "external_url")},
@@ -463,8 +479,9 @@ def _incident(state: GitlabState, service: Service, f: Failure) -> dict:
     }
 
 
-def gitlab_daily_dora(state: GitlabState, service: Service, metric: str, tiers: list[str]) -> dict[date, float | None]:
-    """GitLab's own daily DORA values, computed as GitLab does (not as our definitions do)."""
+def gitlab_daily_dora(state: GitlabState, service: Service, tiers: list[str]) -> dict[str, dict[date, float | None]]:
+    """GitLab's own daily values of each DORA metric, computed as GitLab does (not as our
+    definitions do)."""
     tier_envs = {e.name for i, e in enumerate(service.environments) if _environment(service, i, e)["tier"] in tiers}
     deployed = [
         d
@@ -484,14 +501,15 @@ def gitlab_daily_dora(state: GitlabState, service: Service, metric: str, tiers: 
         per_day[f.detected_at.date()]["opened"].append(f)
         if f.resolved_at:
             per_day[f.resolved_at.date()]["restore"].append((f.resolved_at - f.detected_at).total_seconds())
-    values: dict[date, float | None] = {}
-    for day, data in per_day.items():
-        if metric == "deployment_frequency":
-            values[day] = len(data["deployments"])
-        elif metric == "lead_time_for_changes":
-            values[day] = statistics.median(data["lead"]) if data["lead"] else None
-        elif metric == "time_to_restore_service":
-            values[day] = statistics.median(data["restore"]) if data["restore"] else None
-        else:
-            values[day] = len(data["opened"]) / max(len(data["deployments"]), 1)
-    return values
+    return {
+        "deployment_frequency": {day: len(data["deployments"]) for day, data in per_day.items()},
+        "lead_time_for_changes": {
+            day: statistics.median(data["lead"]) if data["lead"] else None for day, data in per_day.items()
+        },
+        "time_to_restore_service": {
+            day: statistics.median(data["restore"]) if data["restore"] else None for day, data in per_day.items()
+        },
+        "change_failure_rate": {
+            day: len(data["opened"]) / max(len(data["deployments"]), 1) for day, data in per_day.items()
+        },
+    }
