@@ -203,6 +203,7 @@ def test_gitlabs_emulator_renders_only_the_records_a_time_filter_keeps(path, ren
     assert recent == expected and 0 < len(recent) < len(everything) / 3
     assert len(rendered) == len(recent)
 
+
 def test_the_command_line_takes_the_shape_and_refuses_two_counts(tmp_path):
     served = subprocess.Popen(
         [CLI, "sandbox", "--services", "9", "--days", "30", "--merges-per-day", "5", "--failure-rate", "0.2"],

@@ -232,7 +232,8 @@ def build_app(state: GitlabState) -> Starlette:
 
         def listed() -> list[dict]:
             updated = partial(_deployment_updated_at, state)
-            rows = [_deployment(state, service, d) for d in _updated_within(state.deployments(service), params, updated)]
+            deployed = _updated_within(state.deployments(service), params, updated)
+            rows = [_deployment(state, service, d) for d in deployed]
             if "environment" in params:
                 rows = [r for r in rows if r["environment"]["name"] == params["environment"]]
             if "status" in params:
