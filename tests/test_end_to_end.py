@@ -38,6 +38,7 @@ from dora_pipeline.settings import DBT_PROJECT_DIR
 from dora_pipeline.sources.registry import SOURCES
 
 LOOKBACK = timedelta(days=30)  # the source's default look-back
+RECENT_LOOKBACK = timedelta(hours=24)  # Gearset's: every environment read again from a day before
 
 
 def installed_wheel(tmp_path: Path) -> Path:
@@ -362,9 +363,23 @@ def test_incremental_run_fetches_only_the_look_back_window_and_matches_truth(set
     newest_first = max(d.deployed_at for d in sandbox.world.view(first_as_of).deployments if d.service in pipelines)
     window_start = min(datetime.fromisoformat(r["params"]["StartDate"].replace("Z", "+00:00")) for r in second)
     assert window_start == newest_first - LOOKBACK
+    # Only deployments that carry bugs (production, in a pipeline that tracks failures) can change
+    # once recorded: the look-back asks for those environments alone, every environment only from
+    # a day before the newest deployment seen.
+    recent_from = newest_first - RECENT_LOOKBACK
+    bug_environments = {s.production.env_id for s in sandbox.world.services_in("gearset") if s.tracks_failures}
+    for r in second:
+        starts_at = datetime.fromisoformat(r["params"]["StartDate"].replace("Z", "+00:00"))
+        narrowed = r["params"].get("EnvironmentIds")
+        if narrowed is None:
+            assert starts_at == recent_from, r
+        else:
+            assert starts_at == window_start and {narrowed} <= bug_environments, r
+    assert sum("EnvironmentIds" in r["params"] for r in second) == len(bug_environments) > 0
     now_visible = [d for d in sandbox.world.view(DEFAULT_AS_OF).deployments if d.service in pipelines]
-    refetched = [d for d in now_visible if d.deployed_at >= window_start]
-    assert sandbox.gearset.served["deployments"] - served_before == len(refetched) < len(now_visible)
+    looked_back = [d for d in now_visible if d.deployed_at >= window_start]
+    refetched = [d for d in looked_back if d.deployed_at >= recent_from or d.env_id in bug_environments]
+    assert sandbox.gearset.served["deployments"] - served_before == len(refetched) < len(looked_back)
 
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         for table, key in (

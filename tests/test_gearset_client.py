@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -11,8 +12,10 @@ from dlt.common.configuration.exceptions import ConfigFieldMissingException
 from dora_pipeline.sandbox.world import DEFAULT_AS_OF
 from dora_pipeline.sources.gearset import (
     GearsetReportingClient,
+    GearsetSettings,
     gearset_source,
     normalize_deployment,
+    plan_reports,
     report_windows,
 )
 from dora_pipeline.sources.http import SourceError, SourceHTTPError, SourceRecordError
@@ -184,6 +187,54 @@ def test_report_windows_cover_the_range_without_gaps_or_overlap():
     assert windows[0][0] == start and windows[-1][1] == end
     for (_, previous_end), (next_start, _) in zip(windows, windows[1:], strict=False):
         assert (next_start - previous_end).total_seconds() == 0.001
+
+
+def test_the_look_back_asks_only_for_the_environments_that_carry_bugs():
+    """Deployments without bugs do not change once recorded: after the first run the look-back
+    reads only the environments whose deployments carried bugs, every environment only from a day
+    before the newest deployment; a pipeline no report has shown yet is read whole."""
+    settings = GearsetSettings(
+        "http://gearset.invalid",
+        "token",
+        ("tracked", "untracked", "added"),
+        START,
+        None,
+        30.0,
+        24.0,
+        366,
+        5.0,
+        900.0,
+        8,
+        8,
+    )
+    newest = datetime(2026, 6, 20, 12, tzinfo=UTC)
+    start, end = newest - timedelta(days=30), datetime(2026, 6, 21, tzinfo=UTC)
+    seen = {"tracked": ["prod-env"], "untracked": []}
+
+    first_run = list(plan_reports(settings, START, end, None, {}))
+    assert first_run == [(p, START, end, ()) for p in settings.pipeline_ids]
+
+    plan = list(plan_reports(settings, start, end, newest, seen))
+    recent = newest - timedelta(days=1)
+    assert plan == [
+        ("tracked", start, recent - timedelta(milliseconds=1), ("prod-env",)),
+        ("tracked", recent, end, ()),
+        ("untracked", recent, end, ()),
+        ("added", start, end, ()),
+    ]
+    # windows still split at `window_days`, and a look-back shorter than the recent one is one report
+    short = list(plan_reports(replace(settings, window_days=10), start, end, newest, seen))
+    assert [p for p, *_ in short].count("tracked") == 4
+    assert list(plan_reports(settings, recent, end, newest, seen))[0] == ("tracked", recent, end, ())
+
+
+def test_a_narrowed_report_returns_only_its_environments(sandbox):
+    pipeline = sandbox.world.services_in("gearset")[0]
+    client = client_for(sandbox)
+    production = pipeline.production.env_id
+    every = client.deployments(pipeline.service_id, START, END)
+    narrowed = next(client.run_reports([client.deployments_request(pipeline.service_id, START, END, [production])]))[1]
+    assert narrowed == [d for d in every if d["PipelineEnvironmentId"] == production] and len(narrowed) < len(every)
 
 
 def test_reports_run_together_bounded_and_each_polled_no_faster_than_the_interval(sandbox):

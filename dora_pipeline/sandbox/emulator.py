@@ -104,7 +104,12 @@ class EmulatorState:
             {
                 "method": request.method,
                 "path": request.url.path,
-                "params": dict(request.query_params),
+                # a repeated key (Gearset's `EnvironmentIds`) keeps every value, in a list
+                "params": {
+                    key: values if len(values) > 1 else values[0]
+                    for key in request.query_params
+                    if (values := request.query_params.getlist(key))
+                },
                 "body": body,  # a JSON body (GraphQL's query), so the request can be replayed
                 # the version asked for (never the credentials), so a request can be replayed
                 "api_version": request.headers.get("api-version"),

@@ -2,12 +2,13 @@
 
 Implements `docs/sources.md` section 1: `Authorization: token <TOKEN>` and `Api-Version: 3`
 on every request; pipelines and environments; the asynchronous deployments operation (POST with
-query parameters and no body -> `Running` for `running_polls` polls -> `Succeeded` or `Failed`
--> result fetched by status id or result id). Inferred field names (deployment `Id`, bug `Id` and
-`IdentifiedAt`, PR `Number`/`Title`/`FeatureName`/`AuthorUsername`/`Url`, environment `Name`)
-follow the contract's inferred rows. Contract quirks reproduced: `ReportedBugs` is `null` outside
-production or when a pipeline does not track failures, `FirstCommitDate` may be null, empty and
-failed deployments are served, every other bug `Severity` is a string.
+query parameters and no body, optionally narrowed to repeated `EnvironmentIds` -> `Running` for
+`running_polls` polls -> `Succeeded` or `Failed` -> result fetched by status id or result id).
+Inferred field names (deployment `Id`, bug `Id` and `IdentifiedAt`, PR `Number`/`Title`/
+`FeatureName`/`AuthorUsername`/`Url`, environment `Name`) follow the contract's inferred rows.
+Contract quirks reproduced: `ReportedBugs` is `null` outside production or when a pipeline does not
+track failures, `FirstCommitDate` may be null, empty and failed deployments are served, every other
+bug `Severity` is a string.
 
 Automation API (section 2): `GET /public/automation/continuous-integration-jobs/{id}/status`
 answers `Idle` or `Running` (a run of the job spans `as_of`), and the run history comes from the
@@ -40,6 +41,7 @@ class Operation:
     subject_id: str  # pipeline id or CI job id
     start: datetime
     end: datetime
+    environment_ids: frozenset[str] = frozenset()  # `EnvironmentIds`: only these; none = every one
     polls: int = 0
     failed: bool = False
     result_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -110,7 +112,7 @@ def build_app(state: GearsetState) -> Starlette:
             start, end = parse_iso(params["StartDate"]), parse_iso(params["EndDate"])
         except ValueError:
             return _error(400, "StartDate and EndDate must be ISO 8601 timestamps.")
-        operation = Operation(kind, subject_id, start, end)
+        operation = Operation(kind, subject_id, start, end, frozenset(params.getlist("EnvironmentIds")))
         if state.faults.fail_next_operations > 0:
             state.faults.fail_next_operations -= 1
             operation.failed = True
@@ -165,8 +167,11 @@ def build_app(state: GearsetState) -> Starlette:
         if operation is None or operation.failed or operation.polls <= state.faults.running_polls:
             return _error(404, "Operation result not found.")
         service = (state.pipelines if operation.kind == "deployments" else state.ci_jobs)[operation.subject_id]
+        wanted = operation.environment_ids
         deployments = [
-            d for d in state.deployments_of.get(service.name, []) if operation.start <= d.deployed_at <= operation.end
+            d
+            for d in state.deployments_of.get(service.name, [])
+            if operation.start <= d.deployed_at <= operation.end and (not wanted or d.env_id in wanted)
         ]
         state.served[operation.kind] += len(deployments)
         if operation.kind == "ci_runs":

@@ -10,8 +10,13 @@ Resources and tables (dataset `raw_gearset`):
 Incremental: `deployment_reports` keeps a `dlt.sources.incremental` cursor on the deployment
 `Date`, with a `lag` of `lookback_days` (default 30): every run asks again for the last 30 days
 before the newest deployment seen, so bugs reported or resolved after a deployment are picked up,
-and rows merge on their primary keys so nothing is duplicated. A bug change on a deployment older
-than the look-back is not seen: widen `lookback_days` if bugs stay open longer than that.
+and rows merge on their primary keys so nothing is duplicated. Only the environments whose
+deployments carry bugs (`ReportedBugs` not null: production, with change failure management on)
+can change after the fact, so the look-back asks for those alone (`EnvironmentIds`); every
+environment is read again from `recent_lookback_hours` (24) before the newest deployment, for
+deployments recorded late. The environments that carry bugs are remembered in the resource's state
+as the reports show them; a pipeline not yet seen gets the whole look-back. A bug change on a
+deployment older than the look-back is not seen: widen `lookback_days` if bugs stay open longer.
 
 Field names the contract marks as inferred (deployment `Id`, bug `Id`/`IdentifiedAt`, PR
 `Number`/`FeatureName`/`AuthorUsername`/`Url`, `TargetOrg`) are read through `FIELDS` so a
@@ -129,10 +134,20 @@ class GearsetReportingClient:
     def environments(self, pipeline_id: str) -> list[dict]:
         return self.api.request("GET", "/public/reporting/environments", {"PipelineId": pipeline_id})
 
-    def deployments_request(self, pipeline_id: str, start: datetime, end: datetime) -> ReportRequest:
-        """The v3 deployments report of one pipeline and window."""
-        params = {"StartDate": format_timestamp(start), "EndDate": format_timestamp(end), "PipelineId": pipeline_id}
+    def deployments_request(
+        self, pipeline_id: str, start: datetime, end: datetime, environment_ids: Iterable[str] = ()
+    ) -> ReportRequest:
+        """The v3 deployments report of one pipeline and window, of some of its environments
+        (`EnvironmentIds`, repeated) or, given none, of all."""
+        params: dict[str, Any] = {
+            "StartDate": format_timestamp(start),
+            "EndDate": format_timestamp(end),
+            "PipelineId": pipeline_id,
+        }
         what = f"deployments report for pipeline {pipeline_id} from {params['StartDate']} to {params['EndDate']}"
+        if environment_ids := sorted(environment_ids):
+            params["EnvironmentIds"] = environment_ids
+            what += f" (environments {', '.join(environment_ids)})"
         return ReportRequest("/public/reporting/deployments", params, "Deployments", what, "3", pipeline_id)
 
     def deployments(self, pipeline_id: str, start: datetime, end: datetime) -> list[dict]:
@@ -340,6 +355,7 @@ class GearsetSettings:
     start_date: datetime
     end_date: datetime | None
     lookback_days: float
+    recent_lookback_hours: float
     window_days: int
     poll_interval_seconds: float
     operation_timeout_seconds: float
@@ -369,6 +385,7 @@ def gearset_source(
     start_date: str | None = None,
     end_date: str | None = None,
     lookback_days: float = 30.0,
+    recent_lookback_hours: float = 24.0,
     window_days: int = 366,
     poll_interval_seconds: float = 5.0,
     operation_timeout_seconds: float = 900.0,
@@ -388,6 +405,7 @@ def gearset_source(
         start_date=start,
         end_date=parse_timestamp(end_date, "configuration", "sources.gearset.end_date"),
         lookback_days=lookback_days,
+        recent_lookback_hours=recent_lookback_hours,
         window_days=window_days,
         poll_interval_seconds=poll_interval_seconds,
         operation_timeout_seconds=operation_timeout_seconds,
@@ -464,23 +482,27 @@ def deployment_reports(
     cursor: dlt.sources.incremental[datetime] = dlt.sources.incremental("date"),  # noqa: B008 - dlt's idiom
 ) -> Iterator[list[dict]]:
     """One report per pipeline and window, from the (lagged) cursor to the end date, all run
-    together (`max_concurrent_operations` at a time).
+    together (`max_concurrent_operations` at a time): the look-back of the environments that carry
+    bugs, and every environment's recent deployments (`plan_reports`).
 
     The cursor has a default so dlt recognises it (annotations are strings in this module); the
     source passes the configured one with its initial value and look-back lag.
     """
     yield schema_marker()
     client = settings.client()
+    # pipeline id -> the environments whose deployments carry bugs, as the reports showed them
+    bug_environments: dict[str, list[str]] = dlt.current.resource_state().setdefault("bug_environments", {})
+    seen = dict(bug_environments)  # the plan reads this copy; the state grows as reports come in
+    newest = parse_timestamp(cursor.get_state().get("last_value"), "the cursor's state", "last_value")
     start = cursor.start_value or settings.start_date
     end = settings.end_date or datetime.now(UTC)
     requests = (
-        client.deployments_request(pipeline_id, window_start, window_end)
-        for pipeline_id in settings.pipeline_ids
-        for window_start, window_end in report_windows(start, end, settings.window_days)
+        client.deployments_request(pipeline_id, window_start, window_end, environment_ids)
+        for pipeline_id, window_start, window_end, environment_ids in plan_reports(settings, start, end, newest, seen)
     )
     try:
         for request, rows in client.run_reports(requests):
-            yield convert_each(
+            converted = convert_each(
                 SOURCE,
                 "deployments",
                 rows,
@@ -488,8 +510,36 @@ def deployment_reports(
                 key_field=FIELDS["deployment_id"][0],
                 service_key=request.tag,
             )
+            tracked = set(bug_environments.get(request.tag, []))
+            tracked.update(r["deployment"]["environment_id"] for r in converted if r["deployment"]["bugs_tracked"])
+            bug_environments[request.tag] = sorted(tracked)
+            yield converted
     finally:
         client.close()
+
+
+def plan_reports(
+    settings: GearsetSettings,
+    start: datetime,
+    end: datetime,
+    newest: datetime | None,
+    bug_environments: dict[str, list[str]],
+) -> Iterator[tuple[str, datetime, datetime, tuple[str, ...]]]:
+    """(pipeline, window start, window end, environment ids or none for all) of every report a run
+    needs. A first run, or a pipeline no report has shown yet, reads every environment from `start`.
+    Otherwise every environment is read from `recent_lookback_hours` before the newest deployment
+    seen, and the look-back before that only for the environments whose deployments carry bugs
+    (none when the pipeline has none): the other deployments do not change once recorded."""
+    for pipeline_id in settings.pipeline_ids:
+        recent_from = start
+        if newest is not None and pipeline_id in bug_environments:
+            recent_from = min(max(start, newest - timedelta(hours=settings.recent_lookback_hours)), end)
+            tracked = tuple(bug_environments[pipeline_id])
+            if tracked and recent_from > start:
+                for window in report_windows(start, recent_from - timedelta(milliseconds=1), settings.window_days):
+                    yield pipeline_id, *window, tracked
+        for window in report_windows(recent_from, end, settings.window_days):
+            yield pipeline_id, *window, ()
 
 
 @dlt.transformer(primary_key="id", write_disposition="merge", columns=DEPLOYMENT_COLUMNS)
