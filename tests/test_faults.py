@@ -244,6 +244,23 @@ def test_gearset_reports_requests_run_together_within_the_bound(source, resource
     assert rows[1] == rows[3] and rows[1]
 
 
+def test_ci_job_states_are_read_side_by_side_within_the_bound(monkeypatch, tmp_path):
+    """A job's state is one request of its own: the jobs' are read beside each other, never more
+    in flight than the bound, and every job's state is snapshotted whatever the bound."""
+    from dora_pipeline.sandbox.server import Sandbox
+    from dora_pipeline.sandbox.world import scaled_services
+
+    with Sandbox.start(services=scaled_services(3)) as box:
+        _point_at(box, monkeypatch)
+        jobs = {s.service_id for s in box.world.services_in("gearset_automation")}
+        for bound in (1, 2):
+            rows, most = _read_with_bound(
+                box, "gearset_automation", ["ci_job_status_history"], bound, monkeypatch, tmp_path
+            )
+            assert most == bound, (bound, most)
+            assert len(rows) == len(jobs) == 3 and all(repr(job) in "".join(rows) for job in jobs)
+
+
 def test_a_quota_without_its_windows_end_does_not_hold_requests_back():
     """`RateLimit-Remaining` without `RateLimit-Reset` says nothing of when to go on: requests
     side by side are not held back for it, while a spent window with its end is waited out."""

@@ -29,7 +29,7 @@ from dora_pipeline.sources.gearset import (
     format_timestamp,
     report_windows,
 )
-from dora_pipeline.sources.http import SourceError
+from dora_pipeline.sources.http import SourceError, concurrently
 from dora_pipeline.sources.rejections import convert_each
 
 SOURCE = "gearset_automation"
@@ -89,15 +89,17 @@ def ci_job_status_history(client, jobs: list[str]) -> Iterator[list[dict]]:
     api = client()
     try:
         observed = datetime.now(UTC)
-        rows = []
-        for job in jobs:
+
+        def state_of(job: str) -> dict:
             body = api.api.request(
                 "GET",
                 f"/public/automation/continuous-integration-jobs/{quote(job, safe='')}/status",
                 headers={"Api-Version": "1"},
             )
-            rows.append({"job_id": job, "observed_at": observed, "state": body.get("State")})
-        yield rows
+            return {"job_id": job, "observed_at": observed, "state": body.get("State")}
+
+        # one request a job, independent of each other: side by side, as many as the client allows
+        yield concurrently(state_of, jobs, api.max_concurrent_requests)
     finally:
         api.close()
 
