@@ -101,7 +101,16 @@
     rebuilt whole). -#}
 {% macro horizon_start(kind, grain=none) -%}
     {%- if kind in ('sources', 'loads') -%}
+    {#- Read when the model runs (its horizon model is upstream, built by then) and written as a
+        literal: a constant filter lets the warehouse skip the row groups wholly before it (DuckDB's
+        zone maps), where a subquery makes every scan and delete read the whole table. -#}
+    {%- set found = run_query('select horizon from ' ~ horizon_relation(kind)) if execute else none -%}
+    {%- set horizon = found.columns[0].values() | first if found is not none and found.rows | length == 1 else none -%}
+    {%- if horizon is not none -%}
+    cast('{{ horizon.isoformat() }}' as timestamp)
+    {%- else -%}
     (select horizon from {{ horizon_relation(kind) }})
+    {%- endif -%}
     {%- else -%}
     {%- set state = refresh_state_relation() -%}
     {%- set own = "(select max(built_at) from " ~ state ~ " where model = '" ~ this.identifier ~ "')" -%}
