@@ -48,6 +48,12 @@ def watch_for(source: str, still_rejected: Iterable[RecordRef]) -> None:
     _loaded_again.pop(source, None)
 
 
+def still_rejected(source: str) -> set[RecordRef]:
+    """The records of `source` an earlier refresh rejected and no load has brought since: a source
+    whose look-back is narrowed reads their part again whole, so a record fixed at the API loads."""
+    return set(_open.get(source, ()))
+
+
 def loaded_again(source: str) -> set[RecordRef]:
     """The earlier rejected records of `source` that loaded this time (and stop watching)."""
     _open.pop(source, None)
