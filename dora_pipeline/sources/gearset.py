@@ -16,8 +16,8 @@ can change after the fact, so the look-back asks for those alone (`EnvironmentId
 environment is read again from `recent_lookback_hours` (24) before the newest deployment, for
 deployments recorded late. The environments that carry bugs are remembered in the resource's state
 as the reports show them; a pipeline not yet seen, or with a deployment still rejected
-(`rejections.py`), gets the whole look-back. A bug change on a
-deployment older than the look-back is not seen: widen `lookback_days` if bugs stay open longer.
+(`rejections.py`), gets the whole look-back. A bug change on a deployment older than the look-back
+is not seen: widen `lookback_days` if bugs stay open longer.
 
 Field names the contract marks as inferred (deployment `Id`, bug `Id`/`IdentifiedAt`, PR
 `Number`/`FeatureName`/`AuthorUsername`/`Url`, `TargetOrg`) are read through `FIELDS` so a
@@ -493,10 +493,10 @@ def deployment_reports(
     client = settings.client()
     # pipeline id -> the environments whose deployments carry bugs, as the reports showed them
     bug_environments: dict[str, list[str]] = dlt.current.resource_state().setdefault("bug_environments", {})
-    seen = dict(bug_environments)  # the plan reads this copy; the state grows as reports come in
-    # a pipeline with a record still rejected is read whole, so the record loads once it is fixed
+    # The plan reads a copy (the state grows as reports come in) without the pipelines that have a
+    # record still rejected: those are read whole, so the record loads once it is fixed.
     rejected_in = {service for _, _, service in still_rejected(SOURCE)}
-    seen = {} if None in rejected_in else {p: envs for p, envs in seen.items() if p not in rejected_in}
+    seen = {} if None in rejected_in else {p: e for p, e in bug_environments.items() if p not in rejected_in}
     newest = parse_timestamp(cursor.get_state().get("last_value"), "the cursor's state", "last_value")
     start = cursor.start_value or settings.start_date
     end = settings.end_date or datetime.now(UTC)
@@ -531,10 +531,10 @@ def plan_reports(
 ) -> Iterator[tuple[str, datetime, datetime, tuple[str, ...]]]:
     """(pipeline, window start, window end, environment ids or none for all) of every report a run
     needs. A first run, or a pipeline not in `bug_environments` (no report has shown it yet, or it
-    has a record still rejected), reads every environment from `start`.
-    Otherwise every environment is read from `recent_lookback_hours` before the newest deployment
-    seen, and the look-back before that only for the environments whose deployments carry bugs
-    (none when the pipeline has none): the other deployments do not change once recorded."""
+    has a record still rejected), reads every environment from `start`. Otherwise every environment
+    is read from `recent_lookback_hours` before the newest deployment seen, and the look-back before
+    that only for the environments whose deployments carry bugs (none when the pipeline has none):
+    the other deployments do not change once recorded."""
     for pipeline_id in settings.pipeline_ids:
         recent_from = start
         if newest is not None and pipeline_id in bug_environments:
