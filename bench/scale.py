@@ -187,7 +187,7 @@ class TreeMemory:
     def __init__(self, excluded: int, interval: float = 0.2):
         self.excluded, self.interval, self.peak_mb = excluded, interval, 0.0
         self.refresh_pid = 0
-        self.at_peak: dict[str, float] = {}  # MB by process at the peak: which one to shrink
+        self.at_peak: dict[str, float] = {}  # MiB by process at the peak: which one to shrink
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -434,7 +434,8 @@ def _print_refresh(title: str, r: dict) -> None:
         f"({published / max(r['publish_bound'], 1e-3):.1f}x)"
     )
     print(
-        f"    peak memory {r['peak_memory_mb']:.0f} MB (PSS summed over the refresh's processes: "
+        f"    peak memory {r['peak_memory_mb']:.0f} MiB, {r['peak_memory_mb'] * 2**20 / 1e9:.2f} GB "
+        "(PSS summed over the refresh's processes, MiB: "
         + ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(r["memory_at_peak"].items()))
         + ")"
     )
@@ -480,8 +481,8 @@ def main(sizes: str, shape: str, gearset_poll_seconds: float, keep: Path | None,
         print(
             f"\n{percent:g} % of the target ({shape} shape: {size['services']:,} services, "
             f"{size['deployments']:,} deployments, {size['changes']:,} changes, {size['failures']:,} failures), "
-            f"peak memory {result['peak_memory_mb']:.0f} MB (the sandbox's own process, apart: "
-            f"{result['sandbox_rss_mb']:.0f} MB)"
+            f"peak memory {result['peak_memory_mb']:.0f} MiB, {result['peak_memory_mb'] * 2**20 / 1e9:.2f} GB "
+            f"(the sandbox's own process, apart: {result['sandbox_rss_mb']:.0f} MiB)"
         )
         _print_refresh("first refresh", result["first"])
         _print_refresh("incremental refresh (one new day)", result["incremental"])
