@@ -267,8 +267,15 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
     with TreeMemory(excluded=sandbox.pid()) as memory:
         process = spawn.Process(target=_refresh, args=(str(settings.duckdb_path), send))
         process.start()
+        send.close()  # the child holds the only writing end: its death ends the wait below
         memory.refresh_pid = process.pid
-        run_id, total = receive.recv()
+        try:
+            run_id, total = receive.recv()
+        except EOFError:
+            process.join()
+            raise RuntimeError(
+                f"the refresh's process exited ({process.exitcode}) without finishing; its error is above"
+            ) from None
         process.join()
     with DagsterInstance.get() as instance:
         stats = instance.get_run_step_stats(run_id)

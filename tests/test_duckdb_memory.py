@@ -44,7 +44,7 @@ def test_dlt_loads_into_duckdb_within_the_memory_limit(limit, tmp_path, monkeypa
 
     with pipeline.sql_client() as client:
         used = client.execute_sql("select value from duckdb_settings() where name = 'memory_limit'")[0][0]
-    assert used == _in_bytes(limit or warehouse.DUCKDB_MEMORY_LIMIT)
+    assert used == _in_bytes(limit or "1GB")
 
 
 def test_dbt_builds_with_the_same_default_limit():
