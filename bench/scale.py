@@ -395,6 +395,11 @@ def _measure(shape: OrgShape, poll_seconds: float, keep: Path | None) -> dict:
         }
 
 
+def _memory(mib: float) -> str:
+    """Memory in MiB (what the samples add up) and in GB (what the issue's target says)."""
+    return f"{mib:.0f} MiB, {mib * 2**20 / 1e9:.2f} GB"
+
+
 def _print_refresh(title: str, r: dict) -> None:
     steps = r["steps"]
     print(f"  {title}: {r['total']:.1f} s end to end; marts: " + ", ".join(f"{v:,} {k}" for k, v in r["marts"].items()))
@@ -441,7 +446,7 @@ def _print_refresh(title: str, r: dict) -> None:
         f"({published / max(r['publish_bound'], 1e-3):.1f}x)"
     )
     print(
-        f"    peak memory {r['peak_memory_mb']:.0f} MiB, {r['peak_memory_mb'] * 2**20 / 1e9:.2f} GB "
+        f"    peak memory {_memory(r['peak_memory_mb'])} "
         "(PSS summed over the refresh's processes, MiB: "
         + ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(r["memory_at_peak"].items()))
         + ")"
@@ -488,7 +493,7 @@ def main(sizes: str, shape: str, gearset_poll_seconds: float, keep: Path | None,
         print(
             f"\n{percent:g} % of the target ({shape} shape: {size['services']:,} services, "
             f"{size['deployments']:,} deployments, {size['changes']:,} changes, {size['failures']:,} failures), "
-            f"peak memory {result['peak_memory_mb']:.0f} MiB, {result['peak_memory_mb'] * 2**20 / 1e9:.2f} GB "
+            f"peak memory {_memory(result['peak_memory_mb'])} "
             f"(the sandbox's own process, apart: {result['sandbox_rss_mb']:.0f} MiB)"
         )
         _print_refresh("first refresh", result["first"])
