@@ -20,16 +20,13 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from dora_pipeline.defs.warehouse.project import dbt_executable, prepared_project  # noqa: E402
-from dora_pipeline.sources.registry import SOURCES  # noqa: E402
+from dora_pipeline.defs.warehouse.project import dbt_executable, prepared_project
+from dora_pipeline.sources.registry import SOURCES
 
 COLUMNS = 6  # columns per model to hang tests on: c0 .. c5
 
