@@ -26,6 +26,7 @@ USER_FACING = {
     "ConfigFieldMissingException",
     "DbtCliError",
     "WarehouseConfigError",
+    "ExtractionProcessDied",
 }
 
 
@@ -105,6 +106,8 @@ def _hint(cls_name: str, message: str) -> str:
         return "check [destination.postgres.credentials] (README: 'A server warehouse (PostgreSQL)')"
     if cls_name == "DbtCliError":
         return "see the dbt output above, or run `dbt build` in dbt_project/"
+    if cls_name == "ExtractionProcessDied":
+        return "run again: the sources loaded before it ended are merged, not duplicated (the system log says why)"
     if "HTTP 401" in message:
         return "check the source's api token"
     if "HTTP 404" in message:

@@ -1,7 +1,7 @@
 """Every process that writes the DuckDB build file caps DuckDB's memory, dlt's loads as well as
 dbt's build: uncapped, DuckDB takes up to 80 % of the machine, and a million Gearset deployments
-merged in dlt's load held 2.6 GB. And the refresh's own process gives back what an extraction
-freed before dbt's build runs beside it."""
+merged in dlt's load held 2.6 GB. And the extraction's process gives back what a finished source
+freed while the other sources go on."""
 
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ print(json.dumps({"before": before, "after": rss_mb()}))
 
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the process's memory from /proc")
 def test_a_source_step_gives_freed_memory_back():
-    """The refresh's process runs every source and stays beside dbt's build: what an extraction
-    freed must leave the process, not stay in the allocator's arenas."""
+    """The extraction's process runs every source side by side: what a finished source freed must
+    leave the process, not stay in the allocator's arenas while the slower sources run."""
     done = subprocess.run([sys.executable, "-c", RELEASE_PROBE], capture_output=True, text=True, check=True)
     figures = json.loads(done.stdout)
     assert figures["before"] - figures["after"] > 200, figures

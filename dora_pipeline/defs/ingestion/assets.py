@@ -9,11 +9,16 @@ records the failure (`dora_ops.source_runs`), makes sure its raw tables exist (t
 empty on a first run), and reports its tables with `extraction: failed`, so the warehouse is
 built from the last good data of that source and the others. The job's last step then fails the
 run, naming the source (see `publishing/assets.py`).
+
+The step extracts in a child process of its own that exits before dbt's build starts, so the
+memory an extraction takes is not held beside dbt (see `child_process.py`).
 """
 
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dlt
@@ -31,6 +36,7 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from dlt.sources import DltSource
 
 from dora_pipeline import source_runs, warehouse
+from dora_pipeline.defs.ingestion.child_process import run_in_child
 from dora_pipeline.defs.ingestion.freed_memory import release_freed_memory, share_allocator_arenas
 from dora_pipeline.defs.locking import WarehouseLock
 from dora_pipeline.settings import Settings
@@ -139,20 +145,33 @@ def raw_assets(sources: list[str], settings: Settings) -> AssetsDefinition:
     def extract_sources(context: AssetExecutionContext, dlt: DagsterDltResource, warehouse_lock: WarehouseLock):
         chosen = [name for name in sources if {spec.key for spec in specs[name]} & context.selected_asset_keys]
         source_runs.ensure_table(settings)  # created once, before the sources' threads record into it
-        share_allocator_arenas()
-        load_as_arrow(LOADER_FILE_FORMAT[settings.warehouse] == "parquet")
-        with ThreadPoolExecutor(max_workers=max(len(chosen), 1), thread_name_prefix="extract") as pool:
-            running = [pool.submit(_load_source, context, dlt, name, settings) for name in chosen]
-            for done in as_completed(running):
-                yield from done.result()
-        release_freed_memory()  # what the last sources freed, before dbt's build runs beside this process
+
+        def extract_side_by_side() -> Iterator[Extracted]:
+            share_allocator_arenas()
+            load_as_arrow(LOADER_FILE_FORMAT[settings.warehouse] == "parquet")
+            with ThreadPoolExecutor(max_workers=max(len(chosen), 1), thread_name_prefix="extract") as pool:
+                running = [pool.submit(_load_source, context, dlt, name, settings) for name in chosen]
+                for done in as_completed(running):
+                    yield done.result()
+
+        for extracted in run_in_child(extract_side_by_side):
+            for level, line in extracted.log_lines:
+                getattr(context.log, level)(line)
+            yield from extracted.results
 
     return extract_sources
 
 
-def _load_source(
-    context: AssetExecutionContext, dlt: DagsterDltResource, name: str, settings: Settings
-) -> list[MaterializeResult]:
+@dataclass
+class Extracted:
+    """One source's outcome, as the extraction's process hands it to the step: the
+    materializations of its tables and the lines for the run's log."""
+
+    results: list[MaterializeResult]
+    log_lines: list[tuple[str, str]] = field(default_factory=list)  # (level, line)
+
+
+def _load_source(context: AssetExecutionContext, dlt: DagsterDltResource, name: str, settings: Settings) -> Extracted:
     """Extract and load one source, in its own thread: the materializations of its tables, each
     with the source's requests, rows loaded and seconds (the progress line reads them)."""
     spec = SOURCES[name]
@@ -175,7 +194,7 @@ def _load_source(
         rejections.drain(name)  # nothing of this attempt was loaded; its rejections come again
         rejections.loaded_again(name)
         error = user_message(exc)
-        context.log.error(f"{name} could not be extracted; the warehouse keeps its last good data: {error}")
+        log_line = ("error", f"{name} could not be extracted; the warehouse keeps its last good data: {error}")
         pipeline = raw_pipeline(name, settings)  # afresh: nothing of the failed attempt in memory
         pipeline.drop_pending_packages()
         pipeline.run(empty_tables(spec.describe()), loader_file_format=file_format)
@@ -183,24 +202,27 @@ def _load_source(
         release_freed_memory()
         summary = _summary(name, requests_sent(name) - sent_before, 0, time.monotonic() - clock)
         keys = [key for key in context.selected_asset_keys if key.path[0] == name]
-        return [
+        failed = [
             MaterializeResult(asset_key=key, metadata={"extraction": "failed", "error": error, **summary})
             for key in keys
         ]
+        return Extracted(failed, [log_line])
     release_freed_memory()  # what this source freed, while the others go on
     source_runs.record(settings, context.run_id, name, started, None)
     source_runs.clear_rejections(settings, name, rejections.loaded_again(name))
     rejected = rejections.drain(name)
     source_runs.record_rejections(settings, context.run_id, rejected)
+    log_lines = []
     if rejected:
-        context.log.warning(f"{name}: {len(rejected)} records could not be loaded and were set aside")
+        log_lines.append(("warning", f"{name}: {len(rejected)} records could not be loaded and were set aside"))
     loaded = [(r.metadata or {}).get("rows_loaded") for r in results]
     rows = sum(int(getattr(value, "value", value) or 0) for value in loaded)
     summary = _summary(name, requests_sent(name) - sent_before, rows, time.monotonic() - clock)
-    return [
+    loaded_tables = [
         MaterializeResult(asset_key=result.asset_key, metadata={**(result.metadata or {}), **summary})
         for result in results
     ]
+    return Extracted(loaded_tables, log_lines)
 
 
 def _summary(name: str, requests: int, rows: int, seconds: float) -> dict:

@@ -1,13 +1,13 @@
-"""Keep the memory the sources' extraction frees from staying with the refresh's process.
+"""Keep what one source's extraction frees from staying with the extraction's process while the
+other sources go on.
 
-A refresh runs its steps in one process, and dbt's build then runs beside it in a process of its
-own. After a large extraction (at a million deployments, GitLab's and Gearset's) Python has freed
-its objects, but the allocators keep the freed pages: glibc's in its arenas (one per thread that
-allocated, up to eight per core: the sources extract in threads of their own) and Arrow's in its
-pool (dlt writes Parquet through it). At a million deployments the refresh's process held 700 to
-900 MB through dbt's build. Two arenas for the process instead of one per thread (glibc's
-`mallopt(M_ARENA_MAX)`) and `malloc_trim` plus Arrow's `release_unused` after the extraction hand
-most of that back: about 120 MB less at 30 % of that size for the arenas alone.
+The sources extract side by side, in threads of one process (see `child_process.py`). Python
+frees a source's objects when it is done, but the allocators keep the freed pages: glibc's in its
+arenas (one per thread that allocated, up to eight per core) and Arrow's in its pool (dlt writes
+Parquet through it). Two arenas for the process instead of one per thread (glibc's
+`mallopt(M_ARENA_MAX)`) and `malloc_trim` plus Arrow's `release_unused` once a source is done hand
+most of that back while the slower sources still run: about 120 MB less at 30 % of a million
+deployments for the arenas alone.
 """
 
 from __future__ import annotations
