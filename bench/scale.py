@@ -21,8 +21,8 @@ poll interval to that minimum: Gearset's asynchronous reports then cost what the
 
 Lower bounds:
 - extraction: every request the refresh sent, replayed by bare httpx (no dlt, no parsing beyond
-  JSON) 32 at a time against the same sandbox; for Gearset the reports' polling waits (5 s a
-  poll, all reports concurrently) are added, because no client can skip them;
+  JSON) 32 at a time against the same sandbox; for Gearset the reports' polling waits (5 s
+  between two polls, all reports concurrently) are added, because no client can skip them;
 - dbt: one hand-written DuckDB query computing the daily deployment count, median lead time,
   failed deployments and median recovery time per service, environment and day from the unified
   intermediate tables dbt built: what the last aggregation alone costs.
@@ -138,12 +138,14 @@ def _bare_fetch(sandbox: SandboxHost, name: str, requests: list[dict], poll_seco
 
 
 def _polling_floor(requests: list[dict], poll_seconds: float) -> float:
-    """The waits no Gearset client can skip: each report polled every `poll_seconds`, all at once."""
+    """The waits no Gearset client can skip: each report polled every `poll_seconds`, all at once.
+    Gearset's limit spaces polls, not a start and its first poll, so a report polled n times
+    waits n - 1 intervals."""
     polls: dict[str, int] = {}
     for r in requests:
         if r["path"].endswith("/status") and "/public/operation/" in r["path"]:
             polls[r["path"]] = polls.get(r["path"], 0) + 1
-    return max(polls.values(), default=0) * poll_seconds
+    return max(max(polls.values(), default=0) - 1, 0) * poll_seconds
 
 
 def _dlt_run(settings, name: str) -> tuple[dict[str, float], int]:

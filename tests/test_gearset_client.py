@@ -49,6 +49,21 @@ def test_report_polls_until_succeeded_at_the_configured_interval(sandbox):
     assert all(later - earlier >= 0.2 for earlier, later in zip(polls, polls[1:], strict=False))
 
 
+def test_the_first_poll_comes_soon_after_the_start_and_later_ones_an_interval_apart(sandbox):
+    """Gearset's limit spaces polls, not a start and its first poll: a report still running at its
+    first poll costs one interval in all, not two."""
+    sandbox.gearset.faults.running_polls = 1
+    sandbox.gearset.faults.min_poll_interval_seconds = 0.4  # the emulator answers 429 to faster polls
+    client = GearsetReportingClient(sandbox.base_url("gearset"), sandbox.gearset.token, 0.5, first_poll_seconds=0.05)
+
+    assert client.deployments(sandbox.world.services[0].service_id, START, END)
+
+    [started] = [r["at"] for r in sandbox.gearset.requests if r["method"] == "POST"]
+    polls = [r["at"] for r in sandbox.gearset.requests if r["path"].endswith("/status")]
+    assert len(polls) == 2  # Running, then Succeeded: no 429 had to be retried
+    assert polls[0] - started < 0.5 <= polls[1] - polls[0]
+
+
 def test_strict_poll_spacing_is_respected_without_rate_limits(sandbox):
     sandbox.gearset.faults.running_polls = 2
     sandbox.gearset.faults.min_poll_interval_seconds = 0.15

@@ -104,6 +104,10 @@ class GearsetReportingClient:
     `max_concurrent_operations` in flight, and polled together; each operation is polled no more
     often than every `poll_interval_seconds` (Gearset's minimum is 5 s), and a finished one frees
     its place for the next. Waiting is shared, so N reports cost about one poll interval, not N.
+    The first poll comes `first_poll_seconds` (1 s) after the start: Gearset's limit spaces polls,
+    not a start and its first poll, and a small report may be done by then; waiting a whole
+    interval first cost every refresh 5 s more whenever a report was still running at its first
+    poll (the official v3 sample polls every 2 s).
     The HTTP requests themselves (starts, polls, results) go `max_concurrent_requests` at a time:
     against the real service each costs a round trip, and 500 pipelines' starts one after the
     other would take longer than the polling.
@@ -119,11 +123,13 @@ class GearsetReportingClient:
         source: str = SOURCE,
         max_concurrent_operations: int = 500,
         max_concurrent_requests: int = 8,
+        first_poll_seconds: float = 1.0,
     ):
         headers = {"Authorization": f"token {api_token}", "Api-Version": "3", "Accept": "application/json"}
         self.source = source
         self.api = ApiClient(source, base_url, headers)
         self.poll_interval_seconds = poll_interval_seconds
+        self.first_poll_seconds = min(first_poll_seconds, poll_interval_seconds)
         self.operation_timeout_seconds = operation_timeout_seconds
         self.max_concurrent_operations = max(1, max_concurrent_operations)
         self.max_concurrent_requests = max(1, max_concurrent_requests)
@@ -187,7 +193,7 @@ class GearsetReportingClient:
         if not status_id:
             raise SourceError(self.source, f"{request.what}: the start response carried no OperationStatusId")
         now = time.monotonic()
-        return _Operation(request, status_id, now + self.poll_interval_seconds, now + self.operation_timeout_seconds)
+        return _Operation(request, status_id, now + self.first_poll_seconds, now + self.operation_timeout_seconds)
 
     def _poll(self, op: _Operation) -> bool:
         """Poll once: True when the operation succeeded (its result can be fetched), False while it runs."""
@@ -362,6 +368,7 @@ class GearsetSettings:
     operation_timeout_seconds: float
     max_concurrent_operations: int
     max_concurrent_requests: int
+    first_poll_seconds: float = 1.0
 
     def client(self) -> GearsetReportingClient:
         if not self.pipeline_ids:
@@ -375,6 +382,7 @@ class GearsetSettings:
             self.operation_timeout_seconds,
             max_concurrent_operations=self.max_concurrent_operations,
             max_concurrent_requests=self.max_concurrent_requests,
+            first_poll_seconds=self.first_poll_seconds,
         )
 
 
@@ -389,6 +397,7 @@ def gearset_source(
     recent_lookback_hours: float = 24.0,
     window_days: int = 366,
     poll_interval_seconds: float = 5.0,
+    first_poll_seconds: float = 1.0,
     operation_timeout_seconds: float = 900.0,
     max_concurrent_operations: int = 500,
     max_concurrent_requests: int = 8,
@@ -409,6 +418,7 @@ def gearset_source(
         recent_lookback_hours=recent_lookback_hours,
         window_days=window_days,
         poll_interval_seconds=poll_interval_seconds,
+        first_poll_seconds=first_poll_seconds,
         operation_timeout_seconds=operation_timeout_seconds,
         max_concurrent_operations=max_concurrent_operations,
         max_concurrent_requests=max_concurrent_requests,

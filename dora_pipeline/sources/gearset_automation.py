@@ -46,6 +46,7 @@ def gearset_automation_source(
     lookback_days: float = 30.0,
     window_days: int = 366,
     poll_interval_seconds: float = 5.0,
+    first_poll_seconds: float = 1.0,
     operation_timeout_seconds: float = 900.0,
     max_concurrent_operations: int = 500,
     max_concurrent_requests: int = 8,
@@ -68,6 +69,7 @@ def gearset_automation_source(
             source=SOURCE,
             max_concurrent_operations=max_concurrent_operations,
             max_concurrent_requests=max_concurrent_requests,
+            first_poll_seconds=first_poll_seconds,
         )
 
     cursor = dlt.sources.incremental("end_time", initial_value=start, lag=lookback_days * 86400)
