@@ -29,11 +29,14 @@ def _in_bytes(limit: str) -> int:
 
 
 @pytest.mark.parametrize("limit", [None, "300MB"])
-def test_dlt_loads_into_duckdb_within_the_memory_limit(limit, tmp_path, monkeypatch):
+def test_dlt_loads_into_duckdb_within_the_load_memory_limit(limit, tmp_path, monkeypatch):
+    """The loads have a cap of their own, below dbt's: they run beside the sources still being
+    extracted, in one process."""
+    monkeypatch.setenv("DORA_DUCKDB_MEMORY_LIMIT", "2GB")  # dbt's: not the loads'
     if limit:
-        monkeypatch.setenv("DORA_DUCKDB_MEMORY_LIMIT", limit)
+        monkeypatch.setenv("DORA_DUCKDB_LOAD_MEMORY_LIMIT", limit)
     else:
-        monkeypatch.delenv("DORA_DUCKDB_MEMORY_LIMIT", raising=False)
+        monkeypatch.delenv("DORA_DUCKDB_LOAD_MEMORY_LIMIT", raising=False)
     settings = Settings.from_path(tmp_path / "dora.duckdb", warehouse="duckdb")
     settings.build_path.parent.mkdir(parents=True)
     pipeline = dlt.pipeline(
@@ -44,7 +47,7 @@ def test_dlt_loads_into_duckdb_within_the_memory_limit(limit, tmp_path, monkeypa
 
     with pipeline.sql_client() as client:
         used = client.execute_sql("select value from duckdb_settings() where name = 'memory_limit'")[0][0]
-    assert used == _in_bytes(limit or "1GB")
+    assert used == _in_bytes(limit or "512MB")
 
 
 def test_dbt_builds_with_the_same_default_limit():
