@@ -34,19 +34,16 @@ from dora_pipeline.settings import Settings, WarehouseConfigError
 LAYERS = ("staging", "intermediate", "marts")
 # dbt's schemas on a server warehouse get this prefix until they are published.
 BUILD_PREFIX = "build_"
-# DuckDB's memory in dbt's build, unless DORA_DUCKDB_MEMORY_LIMIT says otherwise; dbt's profile
-# carries the same default for dbt run by hand. Not lower: with 750MB dbt's first build at a million
-# deployments ran out of memory in int_changes (715 MiB used) while another model ran beside it.
+# DuckDB's memory in dbt's build, unless DORA_DUCKDB_MEMORY_LIMIT says otherwise; dbt's profile reads
+# that variable with this default (tests/test_duckdb_memory.py keeps the two equal). Not lower: with
+# 750MB dbt's first build at a million deployments ran out of memory in int_changes (715 MiB used)
+# while another model ran beside it.
 DUCKDB_MEMORY_LIMIT = "1GB"
 # DuckDB's memory in dlt's loads, unless DORA_DUCKDB_LOAD_MEMORY_LIMIT says otherwise. The loads run
 # while the other sources still extract, in the same process: with 1GB, Gearset's first load at a
 # million deployments took the extraction's process from 1.3 to 1.7 GiB, the refresh's peak
 # (2.0 GB in all); with 512MB the peak was 1.5 GiB, and the first refresh no slower.
 DUCKDB_LOAD_MEMORY_LIMIT = "512MB"
-
-
-def duckdb_memory_limit() -> str:
-    return os.environ.get("DORA_DUCKDB_MEMORY_LIMIT") or DUCKDB_MEMORY_LIMIT
 
 
 def duckdb_load_memory_limit() -> str:
