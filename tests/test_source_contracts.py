@@ -3,6 +3,7 @@ pagination to the last page, incremental parameters, empty results and the docum
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import dlt
@@ -347,9 +348,24 @@ def test_gitlab_reads_a_merge_requests_commits_once_even_when_it_is_touched_agai
     assert first and first_asked == set(first)  # every MR's commits, once
     assert any(first.values())
 
+    # the look-ups of what the warehouse holds share one connection, not one per page listed
+    opened = []
+    sql_client = pipeline.sql_client
+
+    @contextmanager
+    def counted_sql_client(*args, **kwargs):
+        opened.append(1)
+        with sql_client(*args, **kwargs) as client:
+            yield client
+
+    pipeline.sql_client = counted_sql_client
     sandbox.set_as_of(sandbox.as_of + timedelta(days=3))
+    mark = len(state.requests)
     second_asked, listed, second = run(lookback_hours=24 * 20)  # 20 days of merged MRs listed again
+    pipeline.sql_client = sql_client
     new = set(second) - set(first)
     assert new and listed > 3 * len(new)  # three more days of merges, and 20 days of MRs listed
     assert second_asked == new  # only the new MRs were asked for their commits
     assert {key: second[key] for key in first} == first  # the old ones kept their first-commit time
+    pages = [r for r in state.requests[mark:] if r["path"].endswith("/merge_requests")]
+    assert len(pages) >= 2 and len(opened) == 2  # one for the listing's look-ups, one for `run`'s query
