@@ -246,6 +246,13 @@ def _order(row: tuple) -> tuple:
 def run_dbt_unit_tests(env: dict[str, str], target: Path) -> tuple[subprocess.CompletedProcess, list[dict]]:
     """`dbt test --select test_type:unit` of the project with `env` added to this environment (the
     profile's target and warehouse); the finished command and the unit tests' results."""
+    done, results = run_dbt_tests(env, target, "test_type:unit")
+    return done, [r for r in results if r["unique_id"].startswith("unit_test.")]
+
+
+def run_dbt_tests(env: dict[str, str], target: Path, select: str) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """`dbt test --select <select>` of the project with `env` added to this environment (the
+    profile's target and warehouse); the finished command and the tests' results."""
     from dora_pipeline.defs.warehouse.project import dbt_executable
     from dora_pipeline.settings import DBT_PROJECT_DIR
     from dora_pipeline.sources.registry import SOURCES
@@ -255,7 +262,7 @@ def run_dbt_unit_tests(env: dict[str, str], target: Path) -> tuple[subprocess.Co
             dbt_executable(),
             "test",
             "--select",
-            "test_type:unit",
+            select,
             "--target-path",
             str(target),
             "--vars",
@@ -268,8 +275,7 @@ def run_dbt_unit_tests(env: dict[str, str], target: Path) -> tuple[subprocess.Co
         timeout=600,
     )
     results_file = target / "run_results.json"
-    results = json.loads(results_file.read_text())["results"] if results_file.exists() else []
-    return done, [r for r in results if r["unique_id"].startswith("unit_test.")]
+    return done, json.loads(results_file.read_text())["results"] if results_file.exists() else []
 
 
 def extraction_windows(settings: Settings, run_id: str) -> dict[str, tuple[float, float]]:
