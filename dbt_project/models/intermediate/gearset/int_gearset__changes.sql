@@ -13,20 +13,29 @@ with deployments as (
     select * from {{ ref('stg_gearset__deployments') }}
 ),
 
-all_pull_requests as (
+{#- An incremental build first finds the changes with a row from the horizon on, then reads the
+    rows of those changes only: joining every pull request to its deployment to find them took
+    most of the model's time at a million deployments. #}
+{%- if since %}
+recent as (
+    select distinct deployments.pipeline_id, pull_requests.pull_request_number
+    from {{ ref('stg_gearset__deployment_pull_requests') }} as pull_requests
+    inner join deployments on pull_requests.deployment_id = deployments.deployment_id
+    where pull_requests.merged_at is not null
+        and greatest(pull_requests.opened_at, pull_requests.merged_at, pull_requests.first_commit_at) >= {{ since }}
+),
+{%- endif %}
+
+pull_requests as (
     select pull_requests.*, deployments.pipeline_id
     from {{ ref('stg_gearset__deployment_pull_requests') }} as pull_requests
     inner join deployments on pull_requests.deployment_id = deployments.deployment_id
     where pull_requests.merged_at is not null
-),
-
-pull_requests as (
-    select * from all_pull_requests
     {%- if since %}
-    where (pipeline_id, pull_request_number) in (
-        select pipeline_id, pull_request_number from all_pull_requests
-        where greatest(opened_at, merged_at, first_commit_at) >= {{ since }}
-    )
+        and pull_requests.pull_request_number in (select pull_request_number from recent)
+        and (deployments.pipeline_id, pull_requests.pull_request_number) in (
+            select pipeline_id, pull_request_number from recent
+        )
     {%- endif %}
 ),
 
