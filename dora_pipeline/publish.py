@@ -6,9 +6,9 @@ DuckDB lets one process write a file and dlt and dbt take turns at it. Publishin
 2. exports every table of the `marts` schema to Parquet in a new folder `exports/<stamp>/` and
    points the `exports/current` link at it with one atomic rename, so a reader of
    `exports/current/*.parquet` sees the previous set or the new one, never a mix;
-3. copies the build file beside the published one (while step 2 runs: the disk copies, DuckDB
-   exports) and renames it over `DORA_DUCKDB_PATH`, so a reader holding the old file keeps reading
-   it and the next connection opens the new one.
+3. renames the build file over `DORA_DUCKDB_PATH`, so a reader holding the old file keeps reading
+   it and the next connection opens the new one, and copies it back to the build path in a thread
+   while the report is written (`warehouse.publish_build_file`).
 
 With PostgreSQL dbt builds into `build_<layer>` schemas. Publishing exports `build_marts` the
 same way, then renames every `<layer>` to `retired_<layer>` and `build_<layer>` to `<layer>` in one
@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +49,7 @@ def publish(settings: Settings) -> Publication:
     with warehouse.build_file_lock(settings):
         with duckdb.connect(str(build)) as con:
             con.execute("checkpoint")
-        # The file is complete and nothing writes it now: the disk copies it while DuckDB exports.
-        with ThreadPoolExecutor(max_workers=1) as copier, duckdb.connect(str(build), read_only=True) as con:
-            copied = copier.submit(_copy_beside, build, settings.duckdb_path)
+        with duckdb.connect(str(build), read_only=True) as con:
             tables = [
                 t
                 for (t,) in con.execute(
@@ -66,9 +63,8 @@ def publish(settings: Settings) -> Publication:
                 relation = f"marts.{_identifier(table)}"
                 con.execute(f"copy {relation} to {_literal(str(target / (table + '.parquet')))} (format parquet)")
                 counts[table] = con.execute(f"select count(*) from {relation}").fetchall()[0][0]
-            staging = copied.result()
-    _point_current_at(settings.exports_dir, target)
-    os.replace(staging, settings.duckdb_path)
+        _point_current_at(settings.exports_dir, target)
+        warehouse.publish_build_file(settings)
     _prune(settings.exports_dir, keep=KEEP_EXPORT_SETS)
     return Publication(str(settings.duckdb_path), settings.exports_dir / "current", counts)
 
@@ -155,22 +151,17 @@ def _point_current_at(exports: Path, target: Path) -> None:
     os.replace(link, exports / "current")
 
 
-def _copy_beside(source: Path, published: Path) -> Path:
-    """A copy of `source` beside `published`, to be renamed over it (a rename within a folder is
-    atomic); clean_debris removes one a killed refresh left."""
-    published.parent.mkdir(parents=True, exist_ok=True)
-    staging = published.with_name(f".{published.name}.{os.getpid()}.tmp")
-    shutil.copyfile(source, staging)
-    return staging
-
-
 def clean_debris(settings: Settings) -> None:
-    """Remove what a killed refresh left half-written: staging copies of the warehouse and the
-    report, a link not yet renamed into place, and export sets newer than `current` (a set is
-    only complete once `current` points at it)."""
+    """Remove what a killed refresh left half-written: staging copies of the warehouse, of the build
+    file being copied back and of the report, a link not yet renamed into place, and export sets
+    newer than `current` (a set is only complete once `current` points at it)."""
     data = settings.data_dir
-    for pattern in (f".{settings.duckdb_path.name}.*.tmp", f".{settings.report_path.name}.tmp"):
-        for debris in data.glob(pattern):
+    for folder, pattern in (
+        (data, f".{settings.duckdb_path.name}.*.tmp"),
+        (data, f".{settings.report_path.name}.tmp"),
+        (settings.build_path.parent, f".{settings.build_path.name}.*.tmp"),
+    ):
+        for debris in folder.glob(pattern):
             debris.unlink(missing_ok=True)
     exports = settings.exports_dir
     if not exports.is_dir():

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from dora_pipeline import warehouse
 from dora_pipeline.publish import clean_debris
 from dora_pipeline.settings import Settings
 from dora_pipeline.sources.http import SourceError
@@ -122,6 +123,7 @@ def refresh_lock(settings: Settings) -> Iterator[str]:
     try:
         yield token
     finally:
+        warehouse.wait_for_build_file(settings)  # the build file publishing copies back is whole before the lock goes
         if previous is None:
             os.environ.pop(MARK, None)
         else:

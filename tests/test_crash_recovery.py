@@ -70,8 +70,9 @@ def _requests_to(sandbox, emulator: str, path_part: str = "") -> Callable[[], in
 
 
 def test_a_refresh_killed_at_every_stage_loses_and_doubles_nothing(settings, sandbox, point_at_sandbox, figures):
-    """SIGKILL during each source's extraction, a load, dbt, publishing and the report, one after
-    the other on one warehouse; then a refresh runs to the end and equals the ground truth."""
+    """SIGKILL during each source's extraction, a load, dbt, publishing, the build file's copy back
+    and the report, one after the other on one warehouse; then a refresh runs to the end and equals
+    the ground truth."""
     refresh = Refresh(settings)
     counters = {
         "gearset": _requests_to(sandbox, "gearset", "/public/reporting/"),
@@ -113,6 +114,10 @@ def test_a_refresh_killed_at_every_stage_loses_and_doubles_nothing(settings, san
         sets = [p for p in exports.iterdir() if p.is_dir() and not p.is_symlink()] if exports.is_dir() else []
         return any(p.name > current for p in sets)
 
+    def copying_back(token: str) -> bool:
+        """About to rename the build file over the published one, or its copy not back yet."""
+        return settings.build_path.with_name(settings.build_path.name + ".published").exists()
+
     def reporting() -> Callable[[str], bool]:
         """Published by this run, its report not written yet."""
 
@@ -133,6 +138,7 @@ def test_a_refresh_killed_at_every_stage_loses_and_doubles_nothing(settings, san
         ("the start of dbt", lambda: in_dbt(0.0)),
         ("the middle of dbt", lambda: in_dbt(4.0)),
         ("the Parquet export", lambda: exporting),
+        ("the build file's copy back", lambda: copying_back),
         ("the report", reporting),
     ]
     tokens = [refresh.kill_when(what, condition()) for what, condition in stages]

@@ -102,3 +102,93 @@ def test_a_warehouse_path_with_quotes_publishes(tmp_path):
     assert duckdb.sql("select count(*) from read_parquet(?)", params=[str(exported)]).fetchall() == [(2,)]
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         assert con.execute('select sum(x) from marts."odd ""name"""').fetchall() == [(3,)]
+
+
+def _built(tmp_path: Path, rows: int):
+    """Settings whose build file holds a `marts.deployments` of `rows` rows, nothing published yet."""
+    from dora_pipeline.settings import Settings
+
+    settings = Settings.from_path(tmp_path / "data" / "dora.duckdb")
+    settings.build_path.parent.mkdir(parents=True)
+    with duckdb.connect(str(settings.build_path)) as con:
+        con.execute(f"create schema marts; create table marts.deployments as select range as id from range({rows})")
+    return settings
+
+
+def _rows(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("select count(*) from marts.deployments").fetchall()[0][0]
+
+
+def test_publishing_renames_the_build_file_and_copies_it_back(tmp_path):
+    from dora_pipeline import warehouse
+    from dora_pipeline.publish import publish
+
+    settings = _built(tmp_path, 3)
+    publish(settings)
+    warehouse.wait_for_build_file(settings)
+
+    assert _rows(settings.duckdb_path) == 3 and _rows(settings.build_path) == 3
+    assert settings.build_path.read_bytes() == settings.duckdb_path.read_bytes()
+    assert sorted(p.name for p in settings.build_path.parent.iterdir()) == ["dora.duckdb", "dora.duckdb.lock"]
+    with duckdb.connect(str(settings.build_path)) as con:  # the next refresh writes the copy, not the published file
+        con.execute("insert into marts.deployments values (99)")
+    assert _rows(settings.build_path) == 4 and _rows(settings.duckdb_path) == 3
+
+
+def test_a_build_file_whose_copy_back_was_killed_is_restored_before_use(tmp_path):
+    """Killed after the rename, before the copy was back: the published file is the build file, so
+    the next user of the build file gets it back first. Killed before the rename: the build file is
+    the newer one and stays."""
+    from dora_pipeline import warehouse
+
+    settings = _built(tmp_path, 5)
+    marker = settings.build_path.with_name(settings.build_path.name + ".published")
+    marker.touch()
+    settings.build_path.rename(settings.duckdb_path)
+    half = settings.build_path.with_name(f".{settings.build_path.name}.4242.tmp")
+    half.write_bytes(b"half a copy")
+
+    with warehouse.connect(settings, build=True) as con:
+        assert con.execute("select count(*) from marts.deployments") == [(5,)]
+    assert not marker.exists() and settings.build_path.read_bytes() == settings.duckdb_path.read_bytes()
+
+    with duckdb.connect(str(settings.build_path)) as con:
+        con.execute("insert into marts.deployments values (99)")
+    marker.touch()
+    with warehouse.build_file_lock(settings):
+        pass
+    assert not marker.exists() and _rows(settings.build_path) == 6 and _rows(settings.duckdb_path) == 5
+
+
+def test_a_copy_back_never_copies_a_published_file_being_written(tmp_path):
+    from dora_pipeline import warehouse
+    from dora_pipeline.settings import WarehouseConfigError
+
+    settings = _built(tmp_path, 2)
+    marker = settings.build_path.with_name(settings.build_path.name + ".published")
+    marker.touch()
+    settings.build_path.rename(settings.duckdb_path)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print(1, flush=True); time.sleep(60)",
+            str(settings.duckdb_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "1"
+        try:
+            with warehouse.build_file_lock(settings):
+                raise AssertionError("the build file was restored from a file another process writes")
+        except WarehouseConfigError as exc:
+            assert str(settings.duckdb_path) in str(exc) and str(settings.build_path) in str(exc)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert marker.exists() and not settings.build_path.exists()
+    with warehouse.build_file_lock(settings):  # the writer gone, the next try restores it
+        assert _rows(settings.build_path) == 2
