@@ -50,6 +50,9 @@ def publish(settings: Settings) -> Publication:
         with duckdb.connect(str(build)) as con:
             con.execute("checkpoint")
         with duckdb.connect(str(build), read_only=True) as con:
+            # Row order means nothing in a mart; without keeping it DuckDB writes each file from
+            # both cores (1.5-1.8 s -> 1.4-1.5 s for the three largest marts at a million deployments).
+            con.execute("set preserve_insertion_order = false")
             tables = [
                 t
                 for (t,) in con.execute(
