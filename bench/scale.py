@@ -311,14 +311,22 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
         bound_started = time.perf_counter()
         con.execute(DAILY_METRICS).fetchall()
         dbt_bound = time.perf_counter() - bound_started
+        # publishing's bound: DuckDB writing every mart to Parquet, the work publishing does on the
+        # refresh's path (it renames the build file into place and copies it back beside the report)
+        marts_tables = con.execute("select table_name from duckdb_tables() where schema_name = 'marts'").fetchall()
+        with tempfile.TemporaryDirectory(dir=settings.data_dir) as folder:
+            bound_started = time.perf_counter()
+            for (table,) in marts_tables:
+                con.execute(f"copy marts.{table} to '{folder}/{table}.parquet' (format parquet)")
+            publish_bound = time.perf_counter() - bound_started
     runs = {name: _dlt_run(settings, name) for name in SOURCES}
     dbt_elapsed, dbt_slowest = _dbt_results(settings, wall_started)
-    # publishing's bound: the disk copying the same build file beside the published one, as
-    # publishing does (besides its Parquet exports, which run while the disk copies)
+    # the build file's copy back, off the refresh's path since publishing renames it into place:
+    # the disk copying the same file
     copy = settings.duckdb_path.with_name(".bench-copy.tmp")
     started = time.perf_counter()
     shutil.copyfile(settings.build_path, copy)
-    publish_bound = time.perf_counter() - started
+    file_copy = time.perf_counter() - started
     copy.unlink()
     bare = {name: _bare_fetch(sandbox, name, requests[name], poll_seconds) for name in SOURCES}
     # the same, every source at once, as the refresh extracts them
@@ -341,6 +349,7 @@ def _one_refresh(settings, sandbox: SandboxHost, poll_seconds: float) -> dict:
         "bare_fetch_side_by_side": bare_side_by_side,
         "dbt_bound": dbt_bound,
         "publish_bound": publish_bound,
+        "file_copy": file_copy,
         "dbt_elapsed": dbt_elapsed,
         "dbt_slowest": dbt_slowest,
         "dbt_rebuilt": rebuilt,
@@ -444,8 +453,9 @@ def _print_refresh(title: str, r: dict) -> None:
     )
     published = steps.get("published_warehouse", 0.0)
     print(
-        f"    publishing {published:.1f} s against a plain copy of the build file of {r['publish_bound']:.1f} s "
-        f"({published / max(r['publish_bound'], 1e-3):.1f}x)"
+        f"    publishing {published:.1f} s against the marts' Parquet exports alone of {r['publish_bound']:.1f} s "
+        f"({published / max(r['publish_bound'], 1e-3):.1f}x); the build file's copy back, beside the report: "
+        f"a plain copy takes {r['file_copy']:.1f} s"
     )
     print(
         f"    peak memory {_memory(r['peak_memory_mb'])} "

@@ -6,7 +6,7 @@ what each tool needs (dlt's destination, dbt's target and schemas, connections f
 reads and writes tables itself) so nothing else needs to know which warehouse it is.
 
 Where a refresh writes before it publishes:
-- DuckDB: a build copy of the file (`<data>/build/<name>.duckdb`), copied over the published file.
+- DuckDB: a build copy of the file (`<data>/build/<name>.duckdb`), renamed over the published file.
 - PostgreSQL: dlt loads the raw schemas in place (each load is one transaction) and dbt builds into
   `build_staging`, `build_intermediate` and `build_marts`; publishing renames them to `staging`,
   `intermediate` and `marts` in one transaction (see `publish.py`).
