@@ -144,7 +144,6 @@
             select 1 from {{ batch }} as batch
             where {% for key in keys %}batch.{{ key }} = current_rows.{{ key }}{{ ' and ' if not loop.last }}{% endfor %})
     {%- endset -%}
-    {%- set old_rows = 'select ' ~ columns ~ ' from ' ~ arg_dict['target_relation'] ~ ' as current_rows where ' ~ replaced -%}
     {%- set new_rows = 'select ' ~ columns ~ ' from ' ~ batch -%}
     {%- set buckets = config.get('horizon_buckets') -%}
     {#- A full rebuild (the horizon is everything) replaces every row, and every period changed:
@@ -156,10 +155,21 @@
     {%- if buckets and is_full -%}
     {{ record_refresh_state(horizon_everything()) }};
     {% elif buckets -%}
-    {%- set earliest = buckets[0] if buckets | length == 1 else 'least(' ~ buckets | join(', ') ~ ')' -%}
+    {#- Old and new versions paired by key (unique in both: tested), each kept row compared with
+        its new version column by column. A symmetric `except all` hashed every column of both
+        sides and read the old rows twice: 0.85 s of int_changes' 2.2 s in a day's refresh at a
+        million deployments; pairing takes a sixth of the time. -#}
+    {%- set quoted = arg_dict['dest_columns'] | map(attribute='quoted') | list -%}
+    {%- set old_version = 'select ' ~ columns ~ ', true as is_present_ from ' ~ arg_dict['target_relation'] ~ ' as current_rows where ' ~ replaced -%}
+    {%- set new_version = 'select ' ~ columns ~ ', true as is_present_ from ' ~ batch -%}
+    {%- set paired = [] %}{% for key in keys %}{% do paired.append('old_version.' ~ key ~ ' = new_version.' ~ key) %}{% endfor -%}
+    {%- set times = [] %}{% for side in ('old_version', 'new_version') %}{% for bucket in buckets %}{% do times.append(side ~ '.' ~ bucket) %}{% endfor %}{% endfor -%}
     {{ record_refresh_state(
-        '(select min(' ~ earliest ~ ') from ((' ~ old_rows ~ ' except all ' ~ new_rows ~ ') union all ('
-        ~ new_rows ~ ' except all ' ~ old_rows ~ ')) as changed)') }};
+        '(select min(least(' ~ times | join(', ') ~ ')) from (' ~ old_version ~ ') as old_version'
+        ~ ' full join (' ~ new_version ~ ') as new_version on ' ~ paired | join(' and ')
+        ~ ' where old_version.is_present_ is null or new_version.is_present_ is null'
+        ~ ' or row(old_version.' ~ quoted | join(', old_version.') ~ ')'
+        ~ ' is distinct from row(new_version.' ~ quoted | join(', new_version.') ~ '))') }};
     {% endif -%}
     delete from {{ arg_dict['target_relation'] }} as current_rows{% if not is_full %} where {{ replaced }}{% endif %};
     insert into {{ arg_dict['target_relation'] }} ({{ columns }}) {{ new_rows }}
