@@ -163,7 +163,8 @@ def wait_for_build_file(settings: Settings) -> None:
 def _restore_build_file(settings: Settings) -> None:
     """Copy the published file back to the build path after publishing renamed it there: always
     complete (a copy beside it, then a rename) and never torn (a read-only connection holds off
-    writers while it copies). Nothing to do when the marker is gone, or the build file exists."""
+    writers while it copies). Nothing to do when the marker is gone; when the build file exists
+    (a refresh killed before the rename), only the marker goes."""
     marker = _published_marker(settings)
     if not marker.exists():
         return
