@@ -8,7 +8,7 @@
 {%- set since = horizon_start('sources') if is_incremental() else none %}
 
 with deployments as (
-    select deployment_id, sha, coalesce(finished_at, updated_at) as deployed_at
+    select deployment_id, sha, deployed_at
     from {{ ref('stg_gitlab__deployments') }}
     where sha is not null
 )

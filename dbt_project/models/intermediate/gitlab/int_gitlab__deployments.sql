@@ -21,7 +21,7 @@ select
     coalesce(environments.environment_name, deployments.environment_name) as environment,
     coalesce(environments.is_production, false) as is_production,
     deployments.status,
-    coalesce(deployments.finished_at, deployments.updated_at) as deployed_at,
+    deployments.deployed_at,
     deployments.sha as revision,
     false as is_test,
     false as is_empty,
