@@ -122,11 +122,12 @@ new_times (relation, earliest) as (
     {%- endif %}
     {%- if 'multitudes' in sources %}
     union all
-    -- A Multitudes record supersedes the earlier ones with its commits and environment.
+    -- A Multitudes record supersedes the earlier ones with its commits and environment (none
+    -- is an environment too: int_multitudes__deployments ranks those records together).
     select 'multitudes.deployments', least({{ utc('loaded.deployed_at') }}, {{ utc('loaded.created_at') }}, {{ utc('same.deployed_at') }})
     from {{ changed_records('multitudes', 'deployments') }} as loaded
     left join {{ source('multitudes', 'deployments') }} as same
-        on same.environment_name = loaded.environment_name
+        on coalesce(same.environment_name, '') = coalesce(loaded.environment_name, '')
         and {{ sorted_list(json_string_list('same.commit_shas')) }}
             = {{ sorted_list(json_string_list('loaded.commit_shas')) }}
     {%- endif %}

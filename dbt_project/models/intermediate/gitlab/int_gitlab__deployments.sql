@@ -1,7 +1,18 @@
 -- GitLab deployments in the unified shape. Fix and rollback follow the same branch/title
 -- convention as Gearset, read from the merge requests GitLab links to the deployment.
+-- Incremental (macros/refresh_horizon.sql): a deployment loaded again, or its merge requests,
+-- set the horizon at or before its time, so the deployments from the horizon on are rebuilt and
+-- the earlier ones kept.
+-- depends_on: {{ ref('int_refresh_loads') }}
+{{ config(**horizon_config('sources', horizon_anchor('deployments'), 'deployment_id')) }}
+
+{%- set since = horizon_start('sources') if is_incremental() else none %}
+
 with deployments as (
     select * from {{ ref('stg_gitlab__deployments') }}
+    {%- if since %}
+    where {{ horizon_anchor('deployments') }} >= {{ since }}
+    {%- endif %}
 ),
 
 remedies as (
@@ -10,6 +21,9 @@ remedies as (
         bool_or(source_branch ilike 'hotfix/%') as is_fix,
         bool_or(source_branch ilike 'revert/%' or title ilike 'revert %') as is_rollback
     from {{ ref('stg_gitlab__deployment_merge_requests') }}
+    {%- if since %}
+    where deployment_id in (select deployment_id from deployments)
+    {%- endif %}
     group by deployment_id
 )
 
